@@ -1,0 +1,133 @@
+"""The one module (besides nodes/) that touches ComfyUI internals.
+
+Owns: registering the pack's samplers and schedulers into ComfyUI's lists (in place,
+additively, idempotently), model_sampling lookups, and adapting pure pack code to ComfyUI.
+Every entry point here is public and stable across ComfyUI 0.3.x .. 0.38.x
+(see README "What the pack touches").
+"""
+import functools
+import logging
+
+import comfy.k_diffusion.sampling as k_sampling
+import comfy.model_sampling
+import comfy.samplers
+
+from .schedulers.spec import ModelSigmas
+
+log = logging.getLogger("sampler_lab")
+PREFIX = "[Sampler Lab]"
+
+# Functions we install carry this attribute, so a second import of the pack (another module
+# instance) recognises its own entries and leaves them alone instead of reporting a clash.
+MARK = "sampler_lab_spec"
+
+
+def model_kind(model_sampling):
+    """'flow' for CONST (rectified-flow) models, 've' otherwise."""
+    return "flow" if isinstance(model_sampling, comfy.model_sampling.CONST) else "ve"
+
+
+def sampler_model_sampling(model):
+    """model_sampling of the model a k-diffusion sampler receives (None if unreachable)."""
+    try:
+        return model.inner_model.model_patcher.get_model_object("model_sampling")
+    except AttributeError:
+        inner = getattr(getattr(model, "inner_model", None), "inner_model", None)
+        return getattr(inner, "model_sampling", None)
+
+
+def model_sigmas(model_sampling):
+    """A pure ModelSigmas from ComfyUI's model_sampling (schedulers never see ComfyUI objects)."""
+    return ModelSigmas(
+        sigmas=model_sampling.sigmas.detach().to("cpu", dtype=comfy.samplers.torch.float32),
+        kind=model_kind(model_sampling),
+        percent_to_sigma=model_sampling.percent_to_sigma,
+        shift=float(getattr(model_sampling, "shift", 1.0)),
+    )
+
+
+def adapt_sampler(spec):
+    """ComfyUI-facing sampler function: passes model_kind and the spec's fixed options."""
+    @functools.wraps(spec.fn)
+    def sample(model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
+        ms = sampler_model_sampling(model)
+        kind = model_kind(ms) if ms is not None else "ve"
+        merged = {**spec.options, **options}
+        return spec.fn(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
+                       model_kind=kind, **merged)
+    setattr(sample, MARK, spec)
+    return sample
+
+
+def adapt_scheduler(spec):
+    """SchedulerHandler function (use_ms=True): fn(model_sampling, steps) -> sigmas."""
+    def schedule(model_sampling, steps):
+        return spec.fn(model_sigmas(model_sampling), int(steps))
+    setattr(schedule, MARK, spec)
+    return schedule
+
+
+def _sampler_taken(name):
+    return name in comfy.samplers.SAMPLER_NAMES or hasattr(k_sampling, "sample_" + name)
+
+
+def register_sampler(spec):
+    """Add one sampler to ComfyUI's dropdown lists in place. Returns 'added', 'present' or 'skipped'."""
+    name = spec.name
+    if hasattr(getattr(k_sampling, "sample_" + name, None), MARK) and name in comfy.samplers.SAMPLER_NAMES:
+        return "present"
+    if _sampler_taken(name):
+        log.warning("%s sampler %r already exists in ComfyUI (core or another pack); keeping theirs, "
+                    "skipping ours", PREFIX, name)
+        return "skipped"
+    setattr(k_sampling, "sample_" + name, adapt_sampler(spec))
+    comfy.samplers.SAMPLER_NAMES.append(name)          # same list object as KSampler.SAMPLERS
+    if comfy.samplers.KSAMPLER_NAMES is not comfy.samplers.SAMPLER_NAMES:
+        comfy.samplers.KSAMPLER_NAMES.append(name)     # sampler_object() resolves via ksampler()
+    return "added"
+
+
+def register_scheduler(spec):
+    """Add one scheduler to SCHEDULER_HANDLERS / SCHEDULER_NAMES in place."""
+    name = spec.name
+    existing = comfy.samplers.SCHEDULER_HANDLERS.get(name)
+    if existing is not None and hasattr(existing.handler, MARK) and name in comfy.samplers.SCHEDULER_NAMES:
+        return "present"
+    if name in comfy.samplers.SCHEDULER_HANDLERS or name in comfy.samplers.SCHEDULER_NAMES:
+        log.warning("%s scheduler %r already exists in ComfyUI (core or another pack); keeping theirs, "
+                    "skipping ours", PREFIX, name)
+        return "skipped"
+    comfy.samplers.SCHEDULER_HANDLERS[name] = comfy.samplers.SchedulerHandler(adapt_scheduler(spec), use_ms=True)
+    comfy.samplers.SCHEDULER_NAMES.append(name)        # same list object as KSampler.SCHEDULERS
+    return "added"
+
+
+def _register_all(kind, specs, register_one):
+    counts = {"added": 0, "present": 0, "skipped": 0, "failed": 0}
+    for spec in specs:
+        try:
+            counts[register_one(spec)] += 1
+        except Exception:  # one bad entry must never break ComfyUI start-up or the others
+            counts["failed"] += 1
+            log.exception("%s could not register %s %r; the others are unaffected",
+                          PREFIX, kind, getattr(spec, "name", spec))
+    return counts
+
+
+def register_all(sampler_specs, scheduler_specs):
+    """Register every pack sampler and scheduler; returns counts per kind."""
+    result = {
+        "samplers": _register_all("sampler", sampler_specs, register_sampler),
+        "schedulers": _register_all("scheduler", scheduler_specs, register_scheduler),
+    }
+    if result["samplers"]["added"] or result["schedulers"]["added"]:
+        log.info("%s registered %d samplers and %d schedulers", PREFIX,
+                 result["samplers"]["added"], result["schedulers"]["added"])
+    return result
+
+
+def registered_names():
+    """Pack names live in ComfyUI's dropdowns now (sorted), for tests and the help pages."""
+    samplers = [n for n in comfy.samplers.SAMPLER_NAMES if hasattr(getattr(k_sampling, "sample_" + n, None), MARK)]
+    schedulers = [n for n, h in comfy.samplers.SCHEDULER_HANDLERS.items() if hasattr(h.handler, MARK)]
+    return sorted(samplers), sorted(schedulers)

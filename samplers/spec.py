@@ -1,0 +1,31 @@
+"""Sampler specs: what the registry, the bridge, the sweep and the tests know about a sampler."""
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """One dropdown entry.
+
+    fn has the k-diffusion signature
+        fn(model, x, sigmas, extra_args=None, callback=None, disable=None, model_kind="ve", **options)
+    where model(x, sigma * s_in, **extra_args) returns the denoised x0, and model_kind is
+    "ve" (eps / v models: x = x0 + sigma n) or "flow" (CONST models: x = (1 - sigma) x0 + sigma n).
+    The bridge passes model_kind from the model's model_sampling.
+    """
+    name: str                    # dropdown name; must not collide with core or other packs
+    fn: Callable
+    family: str                  # file / family, e.g. "rk_explicit"
+    order: int                   # theoretical order of accuracy (deterministic part)
+    model_calls: float           # denoiser calls per step (NFE per step)
+    stochastic: bool = False     # adds fresh noise (seeded from extra_args["seed"])
+    flow_safe: bool = True       # correct for CONST / flow models
+    cfg_pp: bool = False         # this entry is (or has) a CFG++ form
+    summary: str = ""            # one line for tooltips and the README
+    citation: str = ""           # paper / equation
+    options: dict = field(default_factory=dict)  # fixed keyword options passed to fn
+    warmup_calls: int = 0        # extra calls beyond model_calls * steps (e.g. a multistep warm-up)
+
+    def nfe(self, steps):
+        """Model calls for a run of `steps` steps (the last step to sigma=0 may save calls: see fn docs)."""
+        return int(round(self.model_calls * steps)) + self.warmup_calls
