@@ -22,6 +22,15 @@ def is_widget(spec):
     return isinstance(kind, list) or kind in WIDGET_TYPES
 
 
+def combo_options(spec):
+    """Options of a dropdown input in either object_info style (V1: [list, opts]; V3: ["COMBO", {"options"}])."""
+    if isinstance(spec[0], list):
+        return spec[0]
+    if spec[0] == "COMBO" and len(spec) > 1:
+        return spec[1].get("options", [])
+    return None
+
+
 def has_control(name, spec):
     opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
     return opts.get("control_after_generate", False) or name in ("seed", "noise_seed")
