@@ -62,7 +62,7 @@ def component_means(num_components, num_classes, channels, spatial, seed=0, dtyp
         drift = 0.3 * tt  # the motif moves with the frame index in video latents
         pattern = _motif(MOTIFS[cls % len(MOTIFS)], yy - shift[0] - drift, xx - shift[1] + drift, phase)
         fg = torch.rand(channels, generator=gen, dtype=dtype) * 1.6 - 0.8
-        bg = torch.rand(channels, generator=gen, dtype=dtype) * 0.8 - 0.4
+        bg = -0.7 * fg + (torch.rand(channels, generator=gen, dtype=dtype) - 0.5) * 0.4  # contrasting background
         view = (channels,) + (1,) * pattern.ndim
         img = bg.view(view) + (fg - bg).view(view) * pattern.unsqueeze(0)
         means.append(img)

@@ -27,7 +27,7 @@ class SamplerLabModel:
                 "Number of Gaussian components (distinct images) in the data distribution."}),
             "classes": ("INT", {"default": 3, "min": 1, "max": MAX_CLASSES, "tooltip":
                 "Number of classes; component k belongs to class k mod classes. Lab Conditioning picks one."}),
-            "spread": ("FLOAT", {"default": 0.15, "min": 0.001, "max": 2.0, "step": 0.01, "tooltip":
+            "spread": ("FLOAT", {"default": 0.05, "min": 0.001, "max": 2.0, "step": 0.01, "tooltip":
                 "Standard deviation of each component around its mean image (latent units)."}),
             "mixture_seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 31 - 1, "tooltip":
                 "Seed of the mixture itself (positions and colours of the component images)."}),

@@ -52,7 +52,7 @@ class Graph:
 
 
 def lab_front(g, parameterization="eps", batch=4, class_id=0):
-    model = g.add("SamplerLabModel", [parameterization, 3.0, 6, 3, 0.15, 0, "float32"], (0, 0), size=(320, 230))
+    model = g.add("SamplerLabModel", [parameterization, 3.0, 6, 3, 0.05, 0, "float32"], (0, 0), size=(320, 230))
     cond = g.add("SamplerLabConditioning", [class_id], (0, 280), size=(320, 90))
     latent = g.add("SamplerLabEmptyLatent", [128, 128, batch, 1], (0, 420), size=(320, 150))
     return model, cond, latent
