@@ -14,7 +14,8 @@ try:
     from .schedulers import SCHEDULERS
     from . import bridge
 
-    bridge.register_all(list(SAMPLERS.values()), list(SCHEDULERS.values()))
+    _pack = list(SAMPLERS.values())
+    bridge.register_all(_pack + bridge.cfg_pp_specs(_pack), list(SCHEDULERS.values()))
     from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: F811
 except Exception:  # never take ComfyUI start-up down; report once in its log
     logging.getLogger("sampler_lab").exception("[Sampler Lab] failed to load; ComfyUI continues without it")

@@ -9,9 +9,12 @@ import functools
 import logging
 
 import comfy.k_diffusion.sampling as k_sampling
+import comfy.model_patcher
 import comfy.model_sampling
 import comfy.samplers
 
+from .samplers.cfgpp import cfg_pp_variant
+from .samplers.spec import SamplerSpec
 from .schedulers.spec import ModelSigmas
 
 log = logging.getLogger("sampler_lab")
@@ -46,13 +49,33 @@ def model_sigmas(model_sampling):
     )
 
 
+def capture_uncond(extra_args):
+    """extra_args whose model options record each call's unconditional denoised (CFG++ needs it),
+    and a getter for it. Falls back to the conditional one when no uncond was computed
+    (e.g. BasicGuider). Does not modify the caller's dicts."""
+    box = {}
+
+    def post_cfg(args):
+        u = args.get("uncond_denoised")
+        box["uncond"] = args["cond_denoised"] if u is None else u
+        return args["denoised"]
+    extra_args = dict(extra_args or {})
+    options = dict(extra_args.get("model_options", {}))
+    extra_args["model_options"] = comfy.model_patcher.set_model_options_post_cfg_function(
+        options, post_cfg, disable_cfg1_optimization=True)
+    return extra_args, lambda: box["uncond"]
+
+
 def adapt_sampler(spec):
-    """ComfyUI-facing sampler function: passes model_kind and the spec's fixed options."""
+    """ComfyUI-facing sampler function: passes model_kind, the spec's fixed options and, for CFG++
+    entries, the unconditional-prediction getter."""
     @functools.wraps(spec.fn)
     def sample(model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
         ms = sampler_model_sampling(model)
         kind = model_kind(ms) if ms is not None else "ve"
         merged = {**spec.options, **options}
+        if spec.cfg_pp:
+            extra_args, merged["uncond"] = capture_uncond(extra_args)
         return spec.fn(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
                        model_kind=kind, **merged)
     setattr(sample, MARK, spec)
@@ -65,6 +88,40 @@ def adapt_scheduler(spec):
         return spec.fn(model_sigmas(model_sampling), int(steps))
     setattr(schedule, MARK, spec)
     return schedule
+
+
+# Deterministic core samplers without a CFG++ form in ComfyUI 0.3.75 (order, calls per step).
+# dpm_2 is left out: KSampler drops its penultimate sigma by name, which a variant would not get.
+CORE_WITHOUT_CFG_PP = {"heun": (2, 2), "heunpp2": (3, 3), "lms": (4, 1), "ipndm": (4, 1),
+                       "ipndm_v": (4, 1), "deis": (3, 1)}
+
+
+def _core_as_pure(core_fn):
+    def fn(model, x, sigmas, extra_args=None, callback=None, disable=None, model_kind="ve", **options):
+        return core_fn(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable, **options)
+    return fn
+
+
+def cfg_pp_specs(pack_specs):
+    """_cfg_pp variants: every deterministic pack sampler that steps on the schedule, and the core
+    samplers that lack one. (Ancestral/SDE samplers step to sigma_down and adaptive ones choose their
+    own steps, so the substitution would not be the CFG++ step: no variant for those.)"""
+    out = []
+    for spec in pack_specs:
+        if spec.stochastic or spec.cfg_pp or not spec.follows_schedule:
+            continue  # CFG++ substitution needs the next schedule sigma and a deterministic step
+        out.append(SamplerSpec(name=spec.name + "_cfg_pp", fn=cfg_pp_variant(spec.fn), family=spec.family,
+                               order=spec.order, model_calls=spec.model_calls, flow_safe=spec.flow_safe,
+                               cfg_pp=True, summary="CFG++ form of " + spec.name, citation="arXiv:2406.08070",
+                               options=spec.options, warmup_calls=spec.warmup_calls))
+    for name, (order, calls) in CORE_WITHOUT_CFG_PP.items():
+        core_fn = getattr(k_sampling, "sample_" + name, None)
+        if core_fn is None or hasattr(core_fn, MARK):
+            continue
+        out.append(SamplerSpec(name=name + "_cfg_pp", fn=cfg_pp_variant(_core_as_pure(core_fn)), family="core_cfg_pp",
+                               order=order, model_calls=calls, cfg_pp=True,
+                               summary=f"CFG++ form of ComfyUI's {name}", citation="arXiv:2406.08070"))
+    return out
 
 
 def _sampler_taken(name):

@@ -25,6 +25,7 @@ class SamplerSpec:
     citation: str = ""           # paper / equation
     options: dict = field(default_factory=dict)  # fixed keyword options passed to fn
     warmup_calls: int = 0        # extra calls beyond model_calls * steps (e.g. a multistep warm-up)
+    follows_schedule: bool = True  # steps land on the given sigmas (False: adaptive step control)
 
     def nfe(self, steps):
         """Model calls for a run of `steps` steps (the last step to sigma=0 may save calls: see fn docs)."""

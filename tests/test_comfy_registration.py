@@ -41,7 +41,10 @@ def test_every_pack_name_is_in_the_stock_dropdowns(pack):
         assert comfy.samplers.KSampler.SAMPLERS is comfy.samplers.SAMPLER_NAMES
     for name in SCHEDULER_NAMES:
         assert name in ks["scheduler"][0], name
-    assert pack.bridge.registered_names() == (SAMPLER_NAMES, SCHEDULER_NAMES)
+    registered_samplers, registered_schedulers = pack.bridge.registered_names()
+    assert set(SAMPLER_NAMES) <= set(registered_samplers) and registered_schedulers == SCHEDULER_NAMES
+    assert set(registered_samplers) - set(SAMPLER_NAMES) == {s.name for s in pack.bridge.cfg_pp_specs(
+        list(pack.samplers.SAMPLERS.values()))}
 
 
 def test_core_entries_untouched(pack):
