@@ -133,6 +133,7 @@ def _stream(sampler_fn, model, x, sigmas, extra_args, callback, disable, model_k
         state["j"], state["x"] = j + 1, x_in.clone()
         return m
 
+    wrapped.inner_model = getattr(model, "inner_model", None)  # core samplers read model_sampling through it
     return _call_base(sampler_fn, wrapped, x, sigmas, extra_args, callback, disable, model_kind, options)
 
 
@@ -148,6 +149,8 @@ def _per_step(sampler_fn, model, x, sigmas, extra_args, callback, disable, model
             if not corr.hist or len(corr.hist) <= i:
                 corr.hist.append((corr.lam[i], m))
             return m
+
+        wrapped.inner_model = getattr(model, "inner_model", None)
 
         def cb(d, off=i):
             if callback is not None:

@@ -31,16 +31,21 @@ def test_pack_has_samplers_and_schedulers():
     assert SAMPLER_NAMES and SCHEDULER_NAMES
 
 
+def options(spec):
+    """Dropdown options in V1 ([list, opts]) or V3 (["COMBO", {"options": list}]) form."""
+    return spec[0] if isinstance(spec[0], list) else spec[1]["options"]
+
+
 def test_every_pack_name_is_in_the_stock_dropdowns(pack):
     import comfy.samplers
     import nodes
     ks = nodes.NODE_CLASS_MAPPINGS["KSampler"].INPUT_TYPES()["required"]
     select = nodes.NODE_CLASS_MAPPINGS["KSamplerSelect"].INPUT_TYPES()["required"]
     for name in SAMPLER_NAMES:
-        assert name in ks["sampler_name"][0] and name in select["sampler_name"][0], name
+        assert name in options(ks["sampler_name"]) and name in options(select["sampler_name"]), name
         assert comfy.samplers.KSampler.SAMPLERS is comfy.samplers.SAMPLER_NAMES
     for name in SCHEDULER_NAMES:
-        assert name in ks["scheduler"][0], name
+        assert name in options(ks["scheduler"]), name
     registered_samplers, registered_schedulers = pack.bridge.registered_names()
     assert set(SAMPLER_NAMES) <= set(registered_samplers) and registered_schedulers == SCHEDULER_NAMES
     assert set(registered_samplers) - set(SAMPLER_NAMES) == {s.name for s in pack.bridge.cfg_pp_specs(

@@ -1,0 +1,559 @@
+"""The step sweep node: "how many steps, which sampler, which schedule, for my model?"
+
+Runs a grid of cells (up to three axes) through ComfyUI's own guider and samplers on the
+user's MODEL / CONDITIONING / LATENT (or a connected SAMPLER, SIGMAS, GUIDER), one cell at a
+time, and measures each: counted model calls, sampling time, distance to a high-accuracy
+reference. Finished cells are written to a per-sweep folder at once; a re-run resumes.
+The pure parts (axes, planning, metrics, drawing, report, cache) live in sweep/.
+"""
+import json
+import logging
+import math
+import os
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+import comfy.k_diffusion.sampling as k_sampling
+import comfy.model_management
+import comfy.samplers
+import comfy.utils
+import folder_paths
+import latent_preview
+from comfy.cli_args import args as comfy_args
+
+from ..bridge import MARK
+from ..sweep import axes as sweep_axes
+from ..sweep.axes import SweepAxisError, parse_axis
+from ..sweep.cache import SweepCache
+from ..sweep.chart import draw_chart
+from ..sweep.grid import GridLayout, draw_grid, thumbnail
+from ..sweep.metrics import latent_rmse, psnr, relative_rmse, ssim
+from ..sweep.plan import calls_from_probe, plan_cells, resolve_equal_cost, run_order, stable_hash
+from ..sweep.report import best_recommendation, recommendations, to_csv, to_json
+from . import sweep_runtime as rt
+
+log = logging.getLogger("sampler_lab")
+CATEGORY = "sampling/Sampler Lab"
+CACHE_VERSION = 1
+
+
+def pack_spec(name):
+    """The pack SamplerSpec behind a live sampler name (None for core / other packs' samplers)."""
+    return getattr(getattr(k_sampling, "sample_" + str(name), None), MARK, None)
+
+
+def _fmt(v, spec):
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
+
+
+class SweepRun:
+    """One execution of the node (all state of a sweep lives here, nothing global)."""
+
+    def __init__(self, kw):
+        self.kw = kw
+        self.model = kw["guider"].model_patcher if kw.get("guider") is not None else kw["model"]
+        self.meter = rt.RunMeter()
+        self.noise_cache = (None, None)
+        self.done_units, self.total_units = 0, 0
+        self.last_preview = 0.0
+        self.warm = None
+        self.timing = {"warmup_s": 0.0, "probe_s": 0.0, "reference_s": 0.0}
+
+    # planning ----------------------------------------------------------------------------
+    def plan(self):
+        kw = self.kw
+        self.sampler_choices = list(comfy.samplers.KSampler.SAMPLERS) + (["input"] if kw.get("sampler") is not None else [])
+        self.scheduler_choices = list(comfy.samplers.KSampler.SCHEDULERS) + (["input"] if kw.get("sigmas") is not None else [])
+        base = {"sampler": "input" if kw.get("sampler") is not None else kw["sampler_name"],
+                "scheduler": "input" if kw.get("sigmas") is not None else kw["scheduler"],
+                "steps": int(kw["sigmas"].shape[-1] - 1) if kw.get("sigmas") is not None else int(kw["steps"]),
+                "cfg": float(kw["cfg"]), "denoise": float(kw["denoise"]), "seed": int(kw["seed"]),
+                "controlnet_end": None}
+        if base["sampler"] not in self.sampler_choices:
+            raise SweepAxisError(f"sampler_name {base['sampler']!r} is not a sampler this ComfyUI knows")
+        if base["scheduler"] not in self.scheduler_choices:
+            raise SweepAxisError(f"scheduler {base['scheduler']!r} is not a scheduler this ComfyUI knows")
+        pairs = []
+        for which in ("x", "y", "z"):
+            axis = kw[f"{which}_axis"]
+            choices = self.sampler_choices if axis == "sampler" else self.scheduler_choices
+            pairs.append((axis, parse_axis(axis, kw[f"{which}_values"], choices)))
+        self.axes = pairs
+        self.cells, self.shape = plan_cells(pairs, base, bool(kw["equal_cost"]), int(kw["cell_limit"]))
+        self.cfg_swept = any(a == "cfg" for a, _ in pairs)
+        ref = kw["reference_sampler"]
+        if ref != "none" and ref not in comfy.samplers.KSampler.SAMPLERS:
+            raise SweepAxisError(f"reference_sampler {ref!r} is not a sampler this ComfyUI knows")
+        if ref != "none" and pack_spec(ref) is not None and pack_spec(ref).stochastic:
+            raise SweepAxisError(f"reference_sampler {ref!r} is stochastic; pick a deterministic high-order one "
+                                 f"(lab_rk4, dpmpp_2m, ...)")
+        self.ref_desc = {"sampler": ref, "steps": int(kw["reference_steps"]), "scheduler": base["scheduler"]}
+        self.factory = rt.GuiderFactory(kw["model"], kw.get("positive"), kw.get("negative"), kw.get("guider"), self.meter)
+        for key in {(c.params["cfg"], c.params["controlnet_end"]) for c in self.cells}:
+            self.factory.build(key[0], key[1], self.cfg_swept)      # bad cfg / ControlNet axes fail here, early
+        self.decode, self.decoder_kind = rt.make_decoder(self.model, self.kw.get("vae"))
+
+    def open_folder(self):
+        kw = self.kw
+        out_dir = os.path.abspath(folder_paths.get_output_directory())
+        prefix = (kw["filename_prefix"] or "sampler_lab/sweep").strip().replace("\\", "/")
+        fp = rt.fingerprint(self.model, kw.get("positive"), kw.get("negative"), kw["latent_image"], kw.get("vae"),
+                            kw.get("sampler"), kw.get("sigmas"), kw.get("guider"), kw.get("prompt"), kw.get("unique_id"))
+        folder = os.path.abspath(os.path.join(out_dir, f"{prefix}_{fp}"))
+        if os.path.commonpath([out_dir, folder]) != out_dir or os.path.isabs(prefix):
+            raise SweepAxisError(f"filename_prefix {prefix!r} points outside ComfyUI's output folder; use a relative "
+                                 f"name like sampler_lab/sweep")
+        self.out_dir, self.folder, self.fingerprint = out_dir, folder, fp
+        self.cache = SweepCache(folder)
+
+    # one sampling run ----------------------------------------------------------------------
+    def _noise(self, seed):
+        if self.noise_cache[0] != seed:
+            self.noise_cache = (seed, rt.prepare_latent(self.model, self.kw["latent_image"], seed))
+        return self.noise_cache[1]
+
+    def _callback(self, steps, progress):
+        hook_on = comfy.utils.PROGRESS_BAR_HOOK is not None
+
+        def callback(i, x0, x, total):
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            if not progress:
+                return
+            preview = None
+            now = time.perf_counter()
+            if hook_on and self.previewer is not None and (now - self.last_preview > 0.25 or i + 1 >= total):
+                self.last_preview = now
+                preview = self.previewer.decode_latent_to_preview_image("JPEG", x0)
+            self.pbar.update_absolute(min(self.total_units, self.done_units + min(i + 1, steps)), self.total_units, preview)
+        return callback
+
+    def sample(self, params, sampler_name, steps, progress=True):
+        """(latent, counted calls, sampling seconds, whole-call seconds)."""
+        self._ensure_warm(params)
+        return self._sample(params, sampler_name, steps, progress)
+
+    def _sample(self, params, sampler_name, steps, progress):
+        kw = self.kw
+        guider = self.factory.build(params["cfg"], params["controlnet_end"], self.cfg_swept)
+        sigmas = rt.cell_sigmas(self.model, sampler_name, params["scheduler"], steps, params["denoise"], kw.get("sigmas"))
+        image, noise, mask = self._noise(params["seed"])
+        sampler = rt.sampler_object(sampler_name, kw.get("sampler"))
+        self.meter.reset()
+        t0 = time.perf_counter()
+        out = guider.sample(noise, image, sampler, sigmas, denoise_mask=mask,
+                            callback=self._callback(steps, progress), disable_pbar=True, seed=params["seed"])
+        call_s = time.perf_counter() - t0
+        return out.to(comfy.model_management.intermediate_device()), self.meter.calls, self.meter.sample_s, call_s
+
+    def _ensure_warm(self, params):
+        """One short run before anything is timed: loads the model, fills caches, measures a model call."""
+        if self.warm is not None:
+            return
+        self.warm = {}
+        t0 = time.perf_counter()
+        warm_params = dict(params, sampler="euler", steps=2)
+        self._sample(warm_params, "euler", 2, progress=False)
+        times = self.meter.call_times
+        self.timing["warmup_s"] = time.perf_counter() - t0
+        self.warm["per_call_s"] = (times[1] - times[0]) if len(times) >= 2 else self.timing["warmup_s"] / max(1, self.meter.calls)
+
+    # equal cost -----------------------------------------------------------------------------
+    def resolve_equal_cost(self):
+        if not self.kw["equal_cost"]:
+            return
+        probes_path = os.path.join(self.folder, "probes.json")
+        probes = {}
+        if os.path.isfile(probes_path):
+            try:
+                with open(probes_path, encoding="utf-8") as f:
+                    probes = json.load(f)
+            except (OSError, ValueError):
+                probes = {}
+
+        def calls_for(cell):
+            name, sched = cell.params["sampler"], cell.params["scheduler"]
+            spec = pack_spec(name)
+            if spec is not None:
+                return spec.model_calls, spec.warmup_calls, "spec"
+            key = f"{name}|{sched}|{cell.params['denoise']}"
+            if key not in probes:
+                t0 = time.perf_counter()
+                counted = []
+                for n in (2, 3):
+                    p = dict(cell.params, steps=n)
+                    counted.append(self.sample(p, name, n, progress=False)[1])
+                self.timing["probe_s"] += time.perf_counter() - t0
+                probes[key] = list(calls_from_probe(2, counted[0], 3, counted[1]))
+                self.cache.write_text("probes.json", json.dumps(probes, indent=1))
+            per_step, extra = probes[key]
+            return per_step, extra, "probe"
+        resolve_equal_cost(self.cells, calls_for)
+
+    # references -----------------------------------------------------------------------------
+    def reference(self, cell):
+        """(latent, uint8 images or None, info) for the cell's reference, loading or computing it."""
+        if self.ref_desc["sampler"] == "none":
+            return None
+        key = stable_hash({"ref": self.ref_desc, "params": list(cell.reference_key()), "decoder": self.decoder_kind,
+                           "v": CACHE_VERSION})
+        if self.current_ref is not None and self.current_ref[0] == key:
+            return self.current_ref[1]
+        self.current_ref = None          # free the previous one first (bounded memory)
+        got = self.cache.load_reference(key)
+        if got is None:
+            p = dict(cell.params, sampler=self.ref_desc["sampler"], steps=self.ref_desc["steps"])
+            t0 = time.perf_counter()
+            try:
+                latent, calls, sample_s, _ = self.sample(p, p["sampler"], p["steps"])
+            except comfy.model_management.InterruptProcessingException:
+                raise
+            except Exception as e:  # a failed reference leaves its cells without distances, nothing more
+                log.warning("[Sampler Lab] step sweep: reference %s failed: %s", p, e)
+                got = (None, None, {"error": f"{type(e).__name__}: {e}"[:400]})
+                self.done_units += self.ref_desc["steps"]
+                self.current_ref = (key, got)
+                return got
+            self.done_units += self.ref_desc["steps"]
+            self.timing["reference_s"] += time.perf_counter() - t0
+            images = self.decode(latent) if self.decoder_kind in ("vae", "lab") else None
+            info = {"params": p, "nfe": calls, "sample_s": sample_s}
+            self.cache.save_reference(key, latent, images, info)
+            got = (latent, images, info)
+        self.references[key] = got[2]
+        self.current_ref = (key, got)
+        return got
+
+    # cells ------------------------------------------------------------------------------------
+    def cell_key(self, cell):
+        return stable_hash({"params": cell.params, "budget": cell.nfe_budget, "ref": self.ref_desc,
+                            "decoder": self.decoder_kind, "v": CACHE_VERSION})
+
+    def base_record(self, cell):
+        return {"index": cell.index, "grid": cell.grid, "row": cell.row, "col": cell.col, "labels": dict(cell.labels),
+                "params": dict(cell.params), "nfe_budget": cell.nfe_budget, "planned_calls": cell.planned_calls,
+                "calls_source": cell.calls_source, "key": self.cell_key(cell)}
+
+    def run_cell(self, cell):
+        rec = self.base_record(cell)
+        ref = self.reference(cell)
+        p = cell.params
+        try:
+            latent, calls, sample_s, call_s = self.sample(p, p["sampler"], p["steps"])
+            images = self.decode(latent)
+        except comfy.model_management.InterruptProcessingException:
+            raise
+        except Exception as e:  # one bad cell (OOM, a sampler error) must not end the sweep
+            if isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower():
+                comfy.model_management.soft_empty_cache()
+            log.warning("[Sampler Lab] step sweep: cell %d (%s) failed: %s", cell.index, cell.labels, e)
+            rec.update(status="failed", error=f"{type(e).__name__}: {e}"[:400], source="run")
+            self.cache.save_cell(rec["key"], rec)
+            return rec, None
+        finally:
+            self.done_units += p["steps"]
+        rec.update(status="ok", error=None, source="run", nfe=calls, sample_s=sample_s, call_s=call_s,
+                   image=self.cache.cell_image_name(rec["key"]).replace(os.sep, "/"))
+        if ref is not None and ref[0] is not None:
+            rec["rmse"] = latent_rmse(latent, ref[0])
+            rec["rel_rmse"] = relative_rmse(latent, ref[0])
+            if ref[1] is not None and ref[1].shape == images.shape:
+                a = torch.from_numpy(images).to(torch.float32) / 255.0
+                b = torch.from_numpy(ref[1]).to(torch.float32) / 255.0
+                rec["psnr"], rec["ssim"] = psnr(a, b), ssim(a, b)
+        elif ref is not None:
+            rec["reference_error"] = ref[2].get("error")
+        first = rt.first_image(images)
+        self.cache.save_cell(rec["key"], rec, first)
+        return rec, thumbnail(first, int(self.kw["cell_size"]))
+
+    # the whole sweep --------------------------------------------------------------------------
+    def execute(self):
+        t_start = time.perf_counter()
+        self.plan()
+        self.open_folder()
+        self.references, self.current_ref = {}, None
+        self.previewer = latent_preview.get_previewer(self.model.load_device, self.model.model.latent_format)
+        self.pbar = comfy.utils.ProgressBar(1)
+        self.resolve_equal_cost()
+        records, thumbs, pending = {}, {}, []
+        for cell in self.cells:
+            got = self.cache.load_cell(self.cell_key(cell))
+            if got is None:
+                pending.append(cell)
+                continue
+            rec = dict(got[0], **self.base_record(cell), source="cache")
+            records[cell.index] = rec
+            thumbs[cell.index] = thumbnail(got[1], int(self.kw["cell_size"]))
+        self.estimate(pending)
+        status = "complete"
+        try:
+            for cell in run_order(pending):
+                rec, thumb = self.run_cell(cell)
+                records[cell.index], thumbs[cell.index] = rec, thumb
+        except comfy.model_management.InterruptProcessingException:
+            status = "interrupted"
+            self.write_report(records, status, time.perf_counter() - t_start)
+            log.info("[Sampler Lab] step sweep interrupted: %d of %d cells kept in %s", len(records), len(self.cells), self.folder)
+            raise
+        finally:
+            self.current_ref = None
+        ok = [r for r in records.values() if r["status"] == "ok"]
+        if not ok:
+            first = next(iter(records.values()))
+            self.write_report(records, "failed", time.perf_counter() - t_start)
+            raise RuntimeError(f"every cell of the step sweep failed; first error: {first.get('error')}")
+        return self.finish(records, thumbs, t_start)
+
+    def estimate(self, pending):
+        self.total_units = sum(c.params["steps"] for c in pending)
+        refs = {c.reference_key() for c in pending} if self.ref_desc["sampler"] != "none" else set()
+        self.total_units += len(refs) * self.ref_desc["steps"]
+        self.pbar = comfy.utils.ProgressBar(max(1, self.total_units))
+        if not pending:
+            self.estimate_s = 0.0
+            return
+        self._ensure_warm(pending[0].params)
+
+        def calls(name, steps):
+            spec = pack_spec(name)
+            return spec.nfe(steps) if spec is not None else steps
+        total_calls = sum(c.planned_calls or calls(c.params["sampler"], c.params["steps"]) for c in pending)
+        total_calls += len(refs) * calls(self.ref_desc["sampler"], self.ref_desc["steps"])
+        self.estimate_s = total_calls * self.warm["per_call_s"]
+        log.info("[Sampler Lab] step sweep: %d cells (%d resumed from %s), about %d model calls, estimated %.1f s "
+                 "(%.1f ms per model call, warm-up %.2f s)", len(self.cells), len(self.cells) - len(pending),
+                 self.folder, total_calls, self.estimate_s, 1000 * self.warm["per_call_s"], self.timing["warmup_s"])
+
+    # outputs -------------------------------------------------------------------------------------
+    def pnginfo(self):
+        if comfy_args.disable_metadata:
+            return None
+        meta = PngInfo()
+        if self.kw.get("prompt") is not None:
+            meta.add_text("prompt", json.dumps(self.kw["prompt"]))
+        for k, v in (self.kw.get("extra_pnginfo") or {}).items():
+            meta.add_text(k, json.dumps(v))
+        return meta
+
+    def report(self, records, status, total_s):
+        kw = self.kw
+        ordered = [records[i] for i in sorted(records)]
+        recs = recommendations(ordered, float(kw["tolerance"])) if self.ref_desc["sampler"] != "none" else []
+        best = best_recommendation(recs)
+        ran = [r for r in ordered if r.get("source") == "run" and r["status"] == "ok"]
+        return {
+            "version": 1, "tool": "Sampler Lab step sweep", "status": status, "folder": self.folder,
+            "fingerprint": self.fingerprint,
+            "settings": {k: kw[k] for k in ("seed", "steps", "cfg", "sampler_name", "scheduler", "denoise", "x_axis",
+                                             "x_values", "y_axis", "y_values", "z_axis", "z_values", "equal_cost",
+                                             "reference_sampler", "reference_steps", "tolerance", "cell_limit",
+                                             "cell_size", "filename_prefix")},
+            "inputs": {k: kw.get(k) is not None for k in ("positive", "negative", "vae", "sampler", "sigmas", "guider")},
+            "model": type(self.model.model).__name__, "decoder": self.decoder_kind,
+            "latent_shape": list(kw["latent_image"]["samples"].shape),
+            "axes": [{"axis": a, "values": v} for a, v in self.axes], "shape": list(self.shape),
+            "reference": dict(self.ref_desc, runs=list(self.references.values())),
+            "tolerance_metric": "rel_rmse",
+            "timing": dict(self.timing, estimate_s=getattr(self, "estimate_s", None), total_s=total_s,
+                           cells_sample_s=sum(r["sample_s"] for r in ran), cells_call_s=sum(r["call_s"] for r in ran)),
+            "counts": {"cells": len(self.cells), "done": len(ordered), "ok": sum(r["status"] == "ok" for r in ordered),
+                       "failed": sum(r["status"] == "failed" for r in ordered),
+                       "resumed": sum(r.get("source") == "cache" for r in ordered)},
+            "recommended": recs, "recommended_best": best,
+            "recommended_steps": self.recommended_steps(recs, best),
+            "cells": ordered,
+        }
+
+    def recommended_steps(self, recs, best):
+        if best is not None:
+            return int(best["steps"])
+        swept = [s for r in recs for s in r["swept_steps"]]
+        return int(max(swept)) if swept else int(self.cells[0].params["steps"])
+
+    def write_report(self, records, status, total_s):
+        rep = self.report(records, status, total_s)
+        rep["files"] = {"report_json": "report.json", "report_csv": "report.csv"}
+        text = to_json(rep)
+        self.cache.write_text("report.json", text)
+        self.cache.write_text("report.csv", to_csv(rep["cells"]))
+        return rep, text
+
+    def grids(self, records, thumbs):
+        g_n, rows, cols = self.shape
+        ref = next((t for t in thumbs.values() if t is not None), None)
+        ch, cw = (ref.shape[0], ref.shape[1]) if ref is not None else (128, 128)
+        by_pos = {(c.grid, c.row, c.col): c for c in self.cells}
+        (xa, _), (ya, _), (za, _) = self.axes
+        col_labels = [by_pos[(0, 0, c)].labels.get(xa, "") for c in range(cols)]
+        row_labels = [by_pos[(0, r, 0)].labels.get(ya, "") for r in range(rows)]
+        captions = {}
+        for c in self.cells:
+            r = records[c.index]
+            if r["status"] != "ok":
+                captions[c.index] = "failed"
+                continue
+            line1 = f"{c.params['steps']} steps | {r['nfe']} calls | {r['sample_s']:.2f} s"
+            line2 = ""
+            if r.get("rel_rmse") is not None:
+                line2 = f"d {_fmt(r['rel_rmse'], '.1e')}"
+                if r.get("psnr") is not None:
+                    line2 += f" | {_fmt(r['psnr'], '.1f')} dB | ssim {_fmt(r['ssim'], '.3f')}"
+            captions[c.index] = line1 + ("\n" + line2 if line2 else "")
+        layout = GridLayout(cw, ch, rows, cols, col_labels, row_labels, list(captions.values()))
+        kw = self.kw
+        base = (f"seed {kw['seed']}, cfg {kw['cfg']:g}, {kw['sampler_name']}, {kw['scheduler']}, "
+                f"{kw['steps']} steps, denoise {kw['denoise']:g}")
+        names = {a: f"{a} ({w})" for (a, _), w in zip(self.axes, ("columns", "rows", "grids")) if a != "none"}
+        ref_txt = ("no reference" if self.ref_desc["sampler"] == "none" else
+                   f"d = distance to {self.ref_desc['sampler']} x {self.ref_desc['steps']} steps")
+        images, blank = [], np.full((ch, cw, 3), 205, dtype=np.uint8)
+        self.grid_meta = {"columns": col_labels, "rows": row_labels, "titles": [],
+                          "size": [layout.width, layout.height], "font_px": layout.fs,
+                          "cell_boxes": [list(layout.cell_box(c.row, c.col)) for c in self.cells]}
+        for g in range(g_n):
+            cells = [[None] * cols for _ in range(rows)]
+            caps = [[""] * cols for _ in range(rows)]
+            fails = [[None] * cols for _ in range(rows)]
+            for r in range(rows):
+                for c in range(cols):
+                    cell = by_pos[(g, r, c)]
+                    rec = records[cell.index]
+                    cells[r][c] = thumbs.get(cell.index)
+                    caps[r][c] = captions[cell.index]
+                    fails[r][c] = None if rec["status"] == "ok" else (rec.get("error") or "failed")
+            zlab = by_pos[(g, 0, 0)].labels.get(za, "")
+            title = (f"Step sweep{': ' + zlab if zlab else ''} - " + " x ".join(names.values()) +
+                     f"\nbase: {base}\n{ref_txt}" + ("; equal model calls (NFE) per column" if kw["equal_cost"] else ""))
+            images.append(draw_grid(layout, title, cells, caps, fails))
+            self.grid_meta["titles"].append(title)
+        singles = [thumbs.get(c.index) if thumbs.get(c.index) is not None else blank for c in self.cells]
+        return images, singles
+
+    def chart(self, records):
+        (xa, _), (ya, _), (za, _) = self.axes
+        series = {}
+        for c in self.cells:
+            r = records[c.index]
+            if r["status"] != "ok":
+                continue
+            name = " / ".join(c.labels[a] for a in (ya, za, xa) if a not in ("none", "steps") and a in c.labels) or "sweep"
+            x = r["nfe"] if self.kw["equal_cost"] else c.params["steps"]
+            series.setdefault(name, []).append({"x": x, "error": r.get("rel_rmse"), "time": r.get("sample_s")})
+        x_label = "model calls (NFE, counted)" if self.kw["equal_cost"] else "steps"
+        tol = float(self.kw["tolerance"]) if self.ref_desc["sampler"] != "none" else None
+        return draw_chart([{"name": k, "points": v} for k, v in series.items()], x_label, tol,
+                          title=f"Step sweep: distance to the reference and sampling time vs {x_label}")
+
+    def finish(self, records, thumbs, t_start):
+        grid_arrays, singles = self.grids(records, thumbs)
+        chart_arr = self.chart(records)
+        meta = self.pnginfo()
+        sub = os.path.relpath(self.folder, self.out_dir).replace(os.sep, "/")
+        ui, files = [], {}
+        for g, arr in enumerate(grid_arrays):
+            name = "grid.png" if len(grid_arrays) == 1 else f"grid_{g + 1}.png"
+            Image.fromarray(arr).save(os.path.join(self.folder, name), pnginfo=meta, compress_level=4)
+            ui.append({"filename": name, "subfolder": sub, "type": "output"})
+            files.setdefault("grids", []).append(name)
+        Image.fromarray(chart_arr).save(os.path.join(self.folder, "chart.png"), pnginfo=meta, compress_level=4)
+        ui.append({"filename": "chart.png", "subfolder": sub, "type": "output"})
+        files["chart"] = "chart.png"
+        rep = self.report(records, "complete", time.perf_counter() - t_start)
+        rep["files"] = dict(files, report_json="report.json", report_csv="report.csv")
+        rep["grid"] = self.grid_meta
+        text = to_json(rep)
+        self.cache.write_text("report.json", text)
+        self.cache.write_text("report.csv", to_csv(rep["cells"]))
+        log.info("[Sampler Lab] step sweep done: %s (recommended steps %s)", self.folder, rep["recommended_steps"])
+        grid_t = torch.from_numpy(np.stack(grid_arrays)).to(torch.float32) / 255.0
+        singles_t = torch.from_numpy(np.stack(singles)).to(torch.float32) / 255.0
+        chart_t = torch.from_numpy(chart_arr[None]).to(torch.float32) / 255.0
+        return {"ui": {"images": ui},
+                "result": (grid_t, singles_t, chart_t, text, int(rep["recommended_steps"]))}
+
+
+class SamplerLabStepSweep:
+    DESCRIPTION = ("Answers 'how many steps, which sampler, which schedule?' for your model with numbers: runs a grid "
+                   "of settings (steps, sampler, scheduler, cfg, denoise, seed, ControlNet end) on your MODEL, "
+                   "conditioning and latent, counts model calls, times each cell, measures the distance to a "
+                   "high-accuracy reference and recommends the smallest steps within your tolerance. Cells are saved as "
+                   "they finish; queue again to resume an interrupted sweep.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE", "IMAGE", "IMAGE", "STRING", "INT")
+    RETURN_NAMES = ("grid", "images", "chart", "report", "recommended_steps")
+    OUTPUT_TOOLTIPS = ("The labelled grid (one image per z value).",
+                       "Every cell's first image, at grid-cell size, in cell order.",
+                       "Distance to the reference and sampling time against steps (or counted model calls).",
+                       "The full report as JSON (also written as report.json and report.csv in the sweep folder).",
+                       "Smallest steps within tolerance for the cheapest sampler/scheduler that reaches it.")
+    FUNCTION = "sweep"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        samplers = list(comfy.samplers.KSampler.SAMPLERS)
+        schedulers = list(comfy.samplers.KSampler.SCHEDULERS)
+        axes = list(sweep_axes.AXIS_NAMES)
+        ref_default = "lab_rk4" if "lab_rk4" in samplers else "dpmpp_2m"
+        syntax = ("Values: numbers and ranges like 8,12,16-32:4 (start-end:step, inclusive); names separated by "
+                  "commas, wildcards allowed (lab_rk*).")
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "The model to sweep (ignored when a GUIDER is connected: its model is used)."}),
+                "latent_image": ("LATENT", {"tooltip": "The latent to sample (empty latent, or an image latent for img2img with denoise < 1). 4-D image or 5-D video latents."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True,
+                                 "tooltip": "Noise seed shared by every cell (unless the seed axis varies it). Keep it fixed to resume a sweep."}),
+                "steps": ("INT", {"default": 20, "min": 1, "max": 10000, "tooltip": "Steps for cells when steps is not an axis."}),
+                "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
+                                  "tooltip": "CFG scale for cells when cfg is not an axis."}),
+                "sampler_name": (samplers, {"default": "euler", "tooltip": "Sampler for cells when sampler is not an axis (a connected SAMPLER wins)."}),
+                "scheduler": (schedulers, {"default": "karras" if "karras" in schedulers else schedulers[0],
+                                           "tooltip": "Scheduler for cells when scheduler is not an axis (a connected SIGMAS wins); also the reference's scheduler."}),
+                "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Denoise for cells when denoise is not an axis."}),
+                "x_axis": (axes, {"default": "steps", "tooltip": "What varies across the columns."}),
+                "x_values": ("STRING", {"default": "8,12,16-32:8", "tooltip": "Column values. " + syntax}),
+                "y_axis": (axes, {"default": "sampler", "tooltip": "What varies down the rows (none: one row)."}),
+                "y_values": ("STRING", {"default": "euler, dpmpp_2m, heun", "tooltip": "Row values. " + syntax}),
+                "z_axis": (axes, {"default": "none", "tooltip": "A third axis: one grid per value."}),
+                "z_values": ("STRING", {"default": "", "tooltip": "Values of the third axis (one grid each). " + syntax}),
+                "equal_cost": ("BOOLEAN", {"default": False, "tooltip":
+                    "Compare at equal model calls: the steps axis values become NFE budgets and each sampler gets "
+                    "as many steps as fit (a 2-call sampler gets half). Calls per step come from the pack's specs or "
+                    "a short counted probe run; the actual calls are counted and reported."}),
+                "reference_sampler": (["none"] + samplers, {"default": ref_default, "tooltip":
+                    "Deterministic high-order sampler for the reference (same seed, many steps); none skips distances."}),
+                "reference_steps": ("INT", {"default": 100, "min": 2, "max": 10000, "tooltip":
+                    "Steps of the reference run (one per cfg/denoise/seed/ControlNet-end combination)."}),
+                "tolerance": ("FLOAT", {"default": 0.02, "min": 0.0, "max": 10.0, "step": 0.001, "tooltip":
+                    "Recommended steps = the smallest swept steps from which the latent RMSE to the reference, relative "
+                    "to the reference's RMS, stays below this (0.02 = 2%)."}),
+                "cell_limit": ("INT", {"default": 64, "min": 1, "max": 10000, "tooltip":
+                    "Refuse sweeps with more cells than this (a guard against typos like 1-1000)."}),
+                "cell_size": ("INT", {"default": 384, "min": 64, "max": 4096, "step": 16, "tooltip":
+                    "Longest side of a grid cell in pixels (full-size images are saved in the sweep folder)."}),
+                "filename_prefix": ("STRING", {"default": "sampler_lab/sweep", "tooltip":
+                    "Sweep folder under ComfyUI's output folder; a settings digest is appended. Same inputs = same folder = resume."}),
+            },
+            "optional": {
+                "positive": ("CONDITIONING", {"tooltip": "Positive conditioning (ControlNets attached to it are honoured; the controlnet_end axis rescales them)."}),
+                "negative": ("CONDITIONING", {"tooltip": "Negative conditioning."}),
+                "vae": ("VAE", {"tooltip": "Decodes cells to images and enables PSNR/SSIM. Without it the lab model uses its exact decode, other models a latent preview."}),
+                "sampler": ("SAMPLER", {"tooltip": "Any SAMPLER (core, pack or another pack's node); the sampler axis calls it 'input'."}),
+                "sigmas": ("SIGMAS", {"tooltip": "Any SIGMAS; the scheduler axis calls it 'input'; a steps axis resamples it (log-linear)."}),
+                "guider": ("GUIDER", {"tooltip": "Any GUIDER (CFGGuider, DualCFGGuider, BasicGuider, ...) used instead of MODEL + conditioning."}),
+            },
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
+        }
+
+    def sweep(self, **kw):
+        for k in ("positive", "negative", "vae", "sampler", "sigmas", "guider", "prompt", "extra_pnginfo", "unique_id"):
+            kw.setdefault(k, None)
+        return SweepRun(kw).execute()
+
+
+NODE_CLASS_MAPPINGS = {"SamplerLabStepSweep": SamplerLabStepSweep}
+NODE_DISPLAY_NAME_MAPPINGS = {"SamplerLabStepSweep": "Step Sweep (Sampler Lab)"}

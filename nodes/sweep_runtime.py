@@ -1,0 +1,289 @@
+"""ComfyUI side of the step sweep: running one cell through ComfyUI's own guider/sampler
+machinery, counting model calls, timing sampling alone, rescaling ControlNet end percent,
+decoding for the grid, and fingerprinting the inputs for the resume cache.
+
+Model calls are counted with a sampler_post_cfg_function: ComfyUI runs it once per denoiser
+evaluation (after CFG), whether cond and uncond went through the model in one batch or two,
+so the count is the NFE a sampler spec talks about. Sampling time is measured inside a
+SAMPLER_SAMPLE wrapper: model loading and conditioning preparation stay outside it.
+"""
+import copy
+import time
+
+import numpy as np
+import torch
+
+import comfy.model_management
+import comfy.model_patcher
+import comfy.patcher_extension
+import comfy.sample
+import comfy.samplers
+
+from ..lab.decode import latent_to_rgb
+from ..sweep.axes import SweepAxisError
+from ..sweep.plan import resample_sigmas, stable_hash, tensor_digest
+
+WRAPPER_KEY = "sampler_lab_sweep"
+
+
+class RunMeter:
+    """Counts denoiser evaluations and times the sampler proper for the run in progress."""
+
+    def __init__(self):
+        self.reset()
+        self.cuda = comfy.model_management.get_torch_device().type == "cuda"
+
+    def reset(self):
+        self.calls = 0
+        self.sample_s = 0.0
+        self.call_times = []
+
+    def post_cfg(self, args):
+        self.calls += 1
+        if len(self.call_times) < 3:
+            self.call_times.append(time.perf_counter())
+        return args["denoised"]
+
+    def sampler_wrapper(self, executor, *args, **kwargs):
+        if self.cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        try:
+            return executor(*args, **kwargs)
+        finally:
+            if self.cuda:
+                torch.cuda.synchronize()
+            self.sample_s += time.perf_counter() - t0
+
+    def install(self, model_options):
+        """A clone of model_options with the counter and the timer added (the original is untouched)."""
+        opts = comfy.model_patcher.create_model_options_clone(model_options)
+        comfy.model_patcher.set_model_options_post_cfg_function(opts, self.post_cfg)
+        comfy.patcher_extension.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY,
+                                                     self.sampler_wrapper, opts, is_model_options=True)
+        return opts
+
+
+# ControlNet end percent -----------------------------------------------------------------------
+def _copy_control(control, end, memo):
+    if control is None:
+        return None
+    if id(control) in memo:
+        return memo[id(control)][1]
+    new = control.copy() if hasattr(control, "copy") else copy.copy(control)
+    start = float(control.timestep_percent_range[0])
+    new.timestep_percent_range = (start, max(start, float(end)))
+    new.set_previous_controlnet(_copy_control(getattr(control, "previous_controlnet", None), end, memo))
+    memo[id(control)] = (control, new)      # keep the original alive so its id stays unique
+    return new
+
+
+def rescale_control_end(entries, end, memo, raw=True):
+    """Conditioning with every attached ControlNet's end_percent set to `end` (chains included;
+    controls shared between positive and negative stay shared through `memo`). raw: CONDITIONING
+    lists [[tensor, dict]]; else ComfyUI's converted conds (list of dicts). Returns (entries, found)."""
+    out, found = [], False
+    for item in entries or []:
+        d = (item[1] if raw else item).copy()
+        if d.get("control") is not None:
+            d["control"] = _copy_control(d["control"], end, memo)
+            found = True
+        out.append([item[0], d] if raw else d)
+    return out, found
+
+
+# Guiders ----------------------------------------------------------------------------------------
+class GuiderFactory:
+    """Builds the guider of a cell: the connected GUIDER (copied) or a CFGGuider from MODEL and
+    CONDITIONING, with the meter's model_options."""
+
+    def __init__(self, model, positive, negative, guider, meter):
+        if guider is None and (positive is None or negative is None):
+            raise SweepAxisError("connect positive and negative CONDITIONING (or a GUIDER)")
+        self.model, self.positive, self.negative, self.guider = model, positive, negative, guider
+        self.options = meter.install(guider.model_options if guider is not None else model.model_options)
+
+    @property
+    def patcher(self):
+        return self.guider.model_patcher if self.guider is not None else self.model
+
+    def build(self, cfg, controlnet_end, cfg_swept):
+        memo = {}
+        if self.guider is None:
+            pos, neg = self.positive, self.negative
+            if controlnet_end is not None:
+                pos, f1 = rescale_control_end(pos, controlnet_end, memo)
+                neg, f2 = rescale_control_end(neg, controlnet_end, memo)
+                if not (f1 or f2):
+                    raise SweepAxisError("controlnet_end axis: the conditioning has no ControlNet attached; apply "
+                                         "one (Apply ControlNet) before this node or remove the axis")
+            g = comfy.samplers.CFGGuider(self.model)
+            g.set_conds(pos, neg)
+            g.set_cfg(cfg)
+        else:
+            g = copy.copy(self.guider)
+            if controlnet_end is not None:
+                conds, found = {}, False
+                for k, v in self.guider.original_conds.items():
+                    conds[k], f = rescale_control_end(v, controlnet_end, memo, raw=False)
+                    found = found or f
+                if not found:
+                    raise SweepAxisError("controlnet_end axis: the GUIDER's conditioning has no ControlNet attached")
+                g.original_conds = conds
+            if cfg_swept:
+                try:
+                    g.set_cfg(cfg)
+                except (AttributeError, TypeError):
+                    raise SweepAxisError(f"cfg axis: the connected {type(self.guider).__name__} has no single cfg "
+                                         f"to set; remove the cfg axis or use MODEL + CONDITIONING") from None
+        g.model_options = self.options
+        return g
+
+
+# Sigmas, samplers, noise ----------------------------------------------------------------------
+def cell_sigmas(patcher, sampler_name, scheduler, steps, denoise, sigmas_input=None):
+    """The sigmas ComfyUI's KSampler would use (discarded penultimate sigma for dpm_2/uni_pc,
+    denoise tail); scheduler 'input' resamples the connected SIGMAS to `steps` steps."""
+    if scheduler == "input":
+        if denoise < 0.9999:
+            full = resample_sigmas(sigmas_input, max(steps, int(steps / denoise)))
+            return full[-(steps + 1):]
+        return resample_sigmas(sigmas_input, steps)
+    name = sampler_name if sampler_name in comfy.samplers.KSampler.SAMPLERS else "euler"
+    ks = comfy.samplers.KSampler(patcher, steps=steps, device="cpu", sampler=name, scheduler=scheduler,
+                                 denoise=denoise, model_options=patcher.model_options)
+    return ks.sigmas.cpu()
+
+
+def sampler_object(name, sampler_input=None):
+    if name == "input":
+        return sampler_input
+    return comfy.samplers.sampler_object(name)
+
+
+def prepare_latent(patcher, latent, seed):
+    """(latent_image, noise, noise_mask) exactly as ComfyUI's KSampler prepares them."""
+    image = comfy.sample.fix_empty_latent_channels(patcher, latent["samples"])
+    noise = comfy.sample.prepare_noise(image, seed, latent.get("batch_index"))
+    return image, noise, latent.get("noise_mask")
+
+
+# Decoding ---------------------------------------------------------------------------------------
+def is_lab_model(patcher):
+    return getattr(getattr(patcher, "model", None), "lab_settings", None) is not None
+
+
+def to_uint8(images):
+    """(N, H, W, 3) float in [0, 1] -> uint8 numpy."""
+    return images.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+
+
+def make_decoder(patcher, vae):
+    """(decode(latent) -> uint8 (N, H, W, 3), kind). kind: 'vae', 'lab' (both exact pictures:
+    PSNR/SSIM are reported) or 'preview' (latent-to-RGB approximation: no image metrics)."""
+    if vae is not None:
+        def decode(latent):
+            img = vae.decode(latent)
+            return to_uint8(img.reshape((-1,) + tuple(img.shape[-3:]))[..., :3])
+        return decode, "vae"
+    if is_lab_model(patcher):
+        return (lambda latent: to_uint8(latent_to_rgb(latent))), "lab"
+    fmt = patcher.model.latent_format
+    factors = getattr(fmt, "latent_rgb_factors", None)
+    bias = getattr(fmt, "latent_rgb_factors_bias", None)
+
+    def preview(latent):
+        lat = latent.to(torch.float32)
+        if lat.ndim == 5:
+            b, c, t, h, w = lat.shape
+            lat = lat.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+        lat = fmt.process_in(lat) if hasattr(fmt, "process_in") else lat
+        if factors is not None and len(factors) == lat.shape[1]:
+            rgb = torch.einsum("bchw,cr->bhwr", lat, torch.tensor(factors, dtype=torch.float32))
+            if bias is not None:
+                rgb = rgb + torch.tensor(bias, dtype=torch.float32)
+        else:
+            rgb = lat[:, :3].movedim(1, -1)
+            if rgb.shape[-1] < 3:
+                rgb = rgb[..., :1].expand(*rgb.shape[:-1], 3)
+            rgb = rgb / rgb.abs().amax().clamp(min=1e-6)
+        rgb = ((rgb + 1) / 2).movedim(-1, 1)
+        rgb = torch.nn.functional.interpolate(rgb, scale_factor=8, mode="nearest").movedim(1, -1)
+        return to_uint8(rgb)
+    return preview, "preview"
+
+
+# Fingerprint for the resume cache -------------------------------------------------------------
+def _describe(value, depth=0):
+    if depth > 3:
+        return type(value).__name__
+    if torch.is_tensor(value):
+        return tensor_digest(value)
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _describe(v, depth + 1) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_describe(v, depth + 1) for v in value[:64]]
+    if callable(value):
+        return getattr(value, "__qualname__", type(value).__name__)
+    if hasattr(value, "timestep_percent_range"):          # a ControlNet / T2I adapter
+        return {"type": type(value).__name__, "range": list(value.timestep_percent_range),
+                "strength": getattr(value, "strength", None),
+                "hint": tensor_digest(getattr(value, "cond_hint_original", None)),
+                "previous": _describe(getattr(value, "previous_controlnet", None), depth + 1)}
+    return type(value).__name__
+
+
+def _first_param_digest(module):
+    try:
+        for p in module.parameters():
+            if p.device.type != "meta" and p.numel() < 4_000_000:
+                return tensor_digest(p)
+    except Exception:  # modules without parameters, or lazily loaded ones
+        pass
+    return None
+
+
+def _prompt_ancestors(prompt, node_id):
+    if not isinstance(prompt, dict) or node_id is None or str(node_id) not in prompt:
+        return None
+    seen, todo, out = set(), [str(node_id)], {}
+    while todo:
+        nid = todo.pop()
+        for v in prompt.get(nid, {}).get("inputs", {}).values():
+            if isinstance(v, list) and len(v) == 2 and str(v[0]) in prompt and str(v[0]) not in seen:
+                seen.add(str(v[0]))
+                todo.append(str(v[0]))
+    for nid in seen:
+        out[nid] = {"class_type": prompt[nid].get("class_type"), "inputs": prompt[nid].get("inputs")}
+    return out
+
+
+def fingerprint(patcher, positive, negative, latent, vae, sampler_input, sigmas_input, guider, prompt, node_id):
+    """Digest of everything the cells depend on apart from their own settings."""
+    model = patcher.model
+    desc = {
+        "model": type(model).__name__,
+        "model_type": str(getattr(model, "model_type", "")),
+        "lab": getattr(model, "lab_settings", None),
+        "weights": _first_param_digest(getattr(model, "diffusion_model", model)),
+        "patches": sorted((str(k), len(v)) for k, v in getattr(patcher, "patches", {}).items())[:4096],
+        "options": _describe(patcher.model_options),
+        "positive": _describe(positive), "negative": _describe(negative),
+        "latent": {k: _describe(v) for k, v in latent.items()},
+        "vae": None if vae is None else [type(vae.first_stage_model).__name__, _first_param_digest(vae.first_stage_model)],
+        "sampler": None if sampler_input is None else [getattr(sampler_input, "sampler_function", None).__qualname__
+                                                      if hasattr(sampler_input, "sampler_function") else
+                                                      type(sampler_input).__name__,
+                                                      _describe(getattr(sampler_input, "extra_options", {}))],
+        "sigmas": _describe(sigmas_input),
+        "guider": None if guider is None else {"type": type(guider).__name__, "cfg": getattr(guider, "cfg", None),
+                                                "conds": _describe(getattr(guider, "original_conds", {}))},
+        "graph": _prompt_ancestors(prompt, node_id),
+    }
+    return stable_hash(desc, 12)
+
+
+def first_image(images):
+    return np.ascontiguousarray(images[0])
