@@ -1,0 +1,178 @@
+"""Seeded noise for the stochastic samplers (pure torch; not a sampler family).
+
+Two noise samplers with k-diffusion's call form noise(sigma, sigma_next) -> N(0, I) like x:
+
+- GaussianNoise: a fresh standard normal per call from one seeded stream (ancestral, TCD).
+- BrownianNoise: the normalised increment (W(u1) - W(u0)) / sqrt|u1 - u0| of ONE Brownian
+  path W on u in [0, 1], evaluated through a virtual Brownian tree (Li et al. 2020,
+  "Scalable Gradients for Stochastic Differential Equations", Sec. 4: recursive bisection
+  with the Brownian-bridge midpoint law and seeds derived from the node). The path does not
+  depend on which times are queried, so an SDE run with the same seed converges as the step
+  count grows instead of drawing unrelated noise at every step count.
+
+Brownian time u: u = sigma for flow (CONST) models and u = sigma / (1 + sigma) for VE
+models (the flow sigma with the same signal-to-noise ratio), so u is in [0, 1] for both.
+
+Where the random numbers are drawn (rng_device):
+- "cpu" (default): drawn on the CPU (float32, or float64 when x is float64) and moved to
+  x's device ONCE per call. The same seed gives the same noise on any device (CPU, CUDA,
+  MPS), at the cost of one host-to-device copy per step (small next to a model call) and,
+  for the Brownian tree, CPU time for its `depth` draws per new time.
+- None: drawn on x's device with a generator on that device. No copies and faster on a GPU
+  for big (video) latents, but the numbers differ between device types for the same seed.
+
+Seeds are salted (mixed with a constant) so the injected noise is never the same stream as
+ComfyUI's initial latent noise, which is torch.manual_seed(seed) on the CPU.
+"""
+import math
+
+import torch
+
+_MASK = (1 << 64) - 1
+_SALT_GAUSS = 0x5A3B1E_0001
+_SALT_BROWN = 0x5A3B1E_0002
+
+
+def mix_seed(*values):
+    """Hash integers to a 63-bit seed (splitmix64 finaliser per value; platform independent)."""
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h = (h ^ (int(v) & _MASK)) & _MASK
+        h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _MASK
+        h ^= h >> 31
+    return h & ((1 << 63) - 1)
+
+
+def _resolve_seed(seed):
+    """An int seed; None draws one from torch's global generator (reproducible under torch.manual_seed)."""
+    if seed is None:
+        return int(torch.randint(0, 2 ** 62, (1,)).item())
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        try:
+            seed = int(seed)
+        except (TypeError, ValueError):
+            raise ValueError(f"seed must be an integer, got {seed!r}") from None
+    return seed
+
+
+class _Draws:
+    """Where and in which dtype the normals are drawn, and how they reach x."""
+
+    def __init__(self, x, rng_device):
+        self.shape = tuple(x.shape)
+        self.device, self.dtype = x.device, x.dtype
+        self.gen_device = torch.device("cpu") if rng_device == "cpu" else x.device
+        self.gen_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        self.gen = torch.Generator(device=self.gen_device)
+
+    def normal(self, seed=None):
+        """One N(0, I) draw; re-seeds the generator first when seed is given."""
+        if seed is not None:
+            self.gen.manual_seed(seed)
+        return torch.randn(self.shape, generator=self.gen, dtype=self.gen_dtype, device=self.gen_device)
+
+    def out(self, z):
+        """Move/cast once to x's device and dtype."""
+        return z.to(device=self.device, dtype=self.dtype)
+
+
+class GaussianNoise:
+    """Fresh N(0, I) noise like x at every call, deterministic for a seed.
+
+    noise(sigma, sigma_next) ignores its arguments (kept for the k-diffusion call form).
+    """
+
+    def __init__(self, x, seed=None, rng_device="cpu"):
+        self._draws = _Draws(x, rng_device)
+        self._draws.gen.manual_seed(mix_seed(_SALT_GAUSS, _resolve_seed(seed)))
+
+    def __call__(self, sigma=None, sigma_next=None):
+        return self._draws.out(self._draws.normal())
+
+
+def brownian_time(model_kind, sigma):
+    """u in [0, 1]: sigma for flow, sigma / (1 + sigma) for VE (Python float in, float out)."""
+    if model_kind == "flow":
+        return min(max(sigma, 0.0), 1.0)
+    if model_kind == "ve":
+        return 1.0 if math.isinf(sigma) else max(sigma, 0.0) / (1.0 + max(sigma, 0.0))
+    raise ValueError(f"model_kind must be 've' or 'flow', got {model_kind!r}")
+
+
+class BrownianNoise:
+    """Increments of one seeded Brownian path W on [0, 1] (virtual Brownian tree).
+
+    W(0) = 0 and W(1) ~ N(0, 1). The midpoint m of a dyadic interval [a, b] with known
+    W(a), W(b) is the Brownian bridge value W(m) = (W(a) + W(b)) / 2 + sqrt((b - a) / 4) z,
+    z seeded from (seed, level, index), so every W(m) is fixed by the seed alone. Below the
+    leaf width 2**-depth, W is linearly interpolated: this lowers the variance of an
+    increment of length L by at most 2**-depth / (2 L) (relative), 2e-3 for L = 1e-3 and
+    the default depth 18. W at the two most recent times is cached (a step reuses the
+    previous step's end), so a step costs `depth` normal draws of x's size.
+
+    noise(sigma, sigma_next) = (W(u(sigma_next)) - W(u(sigma))) / sqrt|u(sigma_next) - u(sigma)|
+    is N(0, I); increments over adjacent intervals are independent and add up exactly.
+    A zero-length interval gives zeros.
+    """
+
+    def __init__(self, x, seed=None, model_kind="ve", depth=18, rng_device="cpu"):
+        if not 1 <= int(depth) <= 48:
+            raise ValueError(f"depth must be an integer in [1, 48], got {depth!r}")
+        brownian_time(model_kind, 0.5)  # validates model_kind
+        self.model_kind, self.depth = model_kind, int(depth)
+        self._draws = _Draws(x, rng_device)
+        self._seed = mix_seed(_SALT_BROWN, _resolve_seed(seed))
+        self._w1 = self._draws.normal(mix_seed(self._seed, 0, 0))
+        self._cache = {}
+
+    def _node(self, level, index):
+        return self._draws.normal(mix_seed(self._seed, level, index))
+
+    def w(self, u):
+        """W(u) for u in [0, 1] (a tensor on the generation device)."""
+        u = min(max(float(u), 0.0), 1.0)
+        if u in self._cache:
+            self._cache[u] = self._cache.pop(u)  # most recently used last
+            return self._cache[u]
+        lo, hi = 0, 1                      # interval [lo, hi] / 2**level
+        w_lo, w_hi = torch.zeros_like(self._w1), self._w1
+        for level in range(1, self.depth + 1):
+            lo, hi = 2 * lo, 2 * hi
+            mid = lo + 1
+            width = 2.0 ** -(level - 1)
+            w_mid = 0.5 * (w_lo + w_hi) + math.sqrt(width / 4.0) * self._node(level, mid)
+            if u * 2 ** level < mid:
+                hi, w_hi = mid, w_mid
+            else:
+                lo, w_lo = mid, w_mid
+        scale = 2.0 ** self.depth
+        frac = u * scale - lo
+        value = w_lo + frac * (w_hi - w_lo) if frac > 0 else w_lo
+        if len(self._cache) >= 2:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[u] = value
+        return value
+
+    def increment(self, sigma, sigma_next):
+        """W(u(sigma_next)) - W(u(sigma)) and the time length |du| (unnormalised)."""
+        u0 = brownian_time(self.model_kind, float(sigma))
+        u1 = brownian_time(self.model_kind, float(sigma_next))
+        w0 = self.w(u0)  # the previous step's end: usually cached
+        return self.w(u1) - w0, abs(u1 - u0)
+
+    def __call__(self, sigma, sigma_next):
+        dw, du = self.increment(sigma, sigma_next)
+        if du == 0.0:
+            return self._draws.out(torch.zeros_like(dw))
+        return self._draws.out(dw / math.sqrt(du))
+
+
+def noise_sampler_for(kind, x, extra_args, model_kind="ve", rng_device="cpu"):
+    """The sampler's noise source: kind "gaussian" or "brownian", seeded by extra_args["seed"]."""
+    seed = (extra_args or {}).get("seed")
+    if kind == "gaussian":
+        return GaussianNoise(x, seed, rng_device=rng_device)
+    if kind == "brownian":
+        return BrownianNoise(x, seed, model_kind=model_kind, rng_device=rng_device)
+    raise ValueError(f"noise kind must be 'gaussian' or 'brownian', got {kind!r}")
