@@ -9,7 +9,7 @@ from importlib import import_module
 from .registry import SAMPLERS, register
 from .spec import SamplerSpec
 
-_INFRASTRUCTURE = {"spec", "registry", "common", "noise"}
+_INFRASTRUCTURE = {"spec", "registry", "common", "noise", "cfgpp"}
 
 for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     if _mod not in _INFRASTRUCTURE and not _mod.startswith("_"):
