@@ -33,3 +33,25 @@ def lab_problem(parameterization="eps", shape=(4, 8, 8), batch=2, seed=0, cfg=1.
 
 def reference(model, x, sigma_start, sigma_end=0.0, steps=2048):
     return reference_solution(model.denoise, x, sigma_start, sigma_end, steps=steps)
+
+
+def log_grid(kind, s0, s1, n):
+    """n steps uniform in log of the VE-equivalent sigma (beta / alpha), in the model's sigma."""
+    if kind == "flow":
+        a, b = math.log(s0 / (1 - s0)), math.log(s1 / (1 - s1))
+        g = torch.linspace(a, b, n + 1, dtype=torch.float64).exp()
+        return g / (1 + g)
+    return torch.linspace(math.log(s0), math.log(s1), n + 1, dtype=torch.float64).exp()
+
+
+_TRAJECTORIES = {}
+
+
+def trajectory_problem(parameterization, s0, s1):
+    """(model, x at s0 on an exact trajectory, exact solution at s1), cached."""
+    key = (parameterization, s0, s1)
+    if key not in _TRAJECTORIES:
+        model, x, smax = lab_problem(parameterization)
+        x = reference(model, x, smax, s0, steps=32)   # any start point will do
+        _TRAJECTORIES[key] = (model, x, reference(model, x, s0, s1, steps=192))
+    return _TRAJECTORIES[key]

@@ -4,31 +4,18 @@ import math
 import pytest
 import torch
 
-from numerics import fit_slope, lab_problem, reference, rms
+from numerics import fit_slope, lab_problem, log_grid, reference, rms, trajectory_problem
 from samplers.plms import exp_ab_weights, phi, sample_lab_plms, sample_lab_pndm, transfer
 from samplers.registry import SAMPLERS
 
 CASES = {"ve": ("eps", 3.0, 0.05), "flow": ("flow", 0.8, 0.05)}
-_CACHE = {}
 
 
-def log_grid(kind, s0, s1, n):
-    """n steps uniform in log of the VE-equivalent sigma (beta / alpha), in the model's sigma."""
-    if kind == "flow":
-        a, b = math.log(s0 / (1 - s0)), math.log(s1 / (1 - s1))
-        g = torch.linspace(a, b, n + 1, dtype=torch.float64).exp()
-        return g / (1 + g)
-    return torch.linspace(math.log(s0), math.log(s1), n + 1, dtype=torch.float64).exp()
+
 
 
 def problem(kind):
-    """(model, x at s0 on an exact trajectory, exact solution at s1), cached per kind."""
-    if kind not in _CACHE:
-        param, s0, s1 = CASES[kind]
-        model, x, smax = lab_problem(param)
-        x = reference(model, x, smax, s0, steps=32)   # any start point will do
-        _CACHE[kind] = (model, x, reference(model, x, s0, s1, steps=192))
-    return _CACHE[kind]
+    return trajectory_problem(*CASES[kind])
 
 
 def observed_order(fn, kind, steps, **kw):

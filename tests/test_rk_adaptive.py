@@ -21,12 +21,6 @@ KINDS = ("eps", "flow")
 END = 0.05
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _sigmas(smax, steps, end=END):

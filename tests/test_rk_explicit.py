@@ -23,13 +23,6 @@ EXPLICIT = {
 KINDS = ("eps", "flow")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny latents: one thread is ~20x faster than two on a busy runner."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 # ---- Butcher order conditions ----------------------------------------------------------------

@@ -22,12 +22,6 @@ KINDS = ("eps", "flow")
 REGION = {"eps": (14.614642, 3.0, "geo", (6, 8, 12, 16)), "flow": (1.0, 0.7, "lin", (8, 12, 16, 24))}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _grid(s0, s1, kind, n):

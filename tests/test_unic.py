@@ -4,32 +4,21 @@ import math
 import pytest
 import torch
 
-from numerics import fit_slope, lab_problem, reference, rms
+from numerics import fit_slope, lab_problem, log_grid, reference, rms, trajectory_problem
 from samplers.plms import sample_lab_plms
 from samplers.registry import SAMPLERS
 from samplers.unic import sample_dpmpp_2m_x, sample_euler_x, unic_coefficients, with_unic, MODES
 
 CASES = {"ve": ("eps", 3.0, 0.05), "flow": ("flow", 0.8, 0.05)}
 STEPS = [16, 24, 32, 48]
-_CACHE = {}
 CORE_NAMES = {"uni_pc", "uni_pc_bh2", "euler", "heun", "dpmpp_2m", "ipndm", "ipndm_v", "deis", "lms"}
 
 
-def log_grid(kind, s0, s1, n):
-    if kind == "flow":
-        a, b = math.log(s0 / (1 - s0)), math.log(s1 / (1 - s1))
-        g = torch.linspace(a, b, n + 1, dtype=torch.float64).exp()
-        return g / (1 + g)
-    return torch.linspace(math.log(s0), math.log(s1), n + 1, dtype=torch.float64).exp()
+
 
 
 def problem(kind):
-    if kind not in _CACHE:
-        param, s0, s1 = CASES[kind]
-        model, x, smax = lab_problem(param)
-        x = reference(model, x, smax, s0, steps=32)   # any start point will do
-        _CACHE[kind] = (model, x, reference(model, x, s0, s1, steps=192))
-    return _CACHE[kind]
+    return trajectory_problem(*CASES[kind])
 
 
 def run(fn, kind, steps):
