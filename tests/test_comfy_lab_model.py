@@ -22,7 +22,6 @@ def lab_model(parameterization, **kw):
 
 @pytest.mark.parametrize("parameterization", ["eps", "v", "flow"])
 def test_comfy_denoised_is_exact_posterior_mean(comfy, parameterization):
-    import comfy.model_management  # noqa: F401
     patcher = lab_model(parameterization)
     base = patcher.model
     mix = default_mixture((4, 8, 8))

@@ -1,10 +1,9 @@
 """UniC plug-in corrector (samplers/unic.py): order goes up by one, NFE stays the same."""
-import math
 
 import pytest
 import torch
 
-from numerics import fit_slope, lab_problem, log_grid, reference, rms, trajectory_problem
+from numerics import fit_slope, log_grid, rms, trajectory_problem
 from samplers.plms import sample_lab_plms
 from samplers.registry import SAMPLERS
 from samplers.unic import sample_dpmpp_2m_x, sample_euler_x, unic_coefficients, with_unic, MODES
