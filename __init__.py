@@ -20,6 +20,8 @@ def _load():
 
     pack = list(SAMPLERS.values())
     bridge.register_all(pack + bridge.cfg_pp_specs(pack), list(SCHEDULERS.values()))
+    from .nodes import schedule_store
+    schedule_store.register_saved()
     NODE_CLASS_MAPPINGS.update(nodes.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(nodes.NODE_DISPLAY_NAME_MAPPINGS)
 
