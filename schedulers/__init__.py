@@ -9,7 +9,7 @@ from importlib import import_module
 from .registry import SCHEDULERS, register
 from .spec import ModelSigmas, SchedulerSpec
 
-_INFRASTRUCTURE = {"spec", "registry", "model_sigmas", "common", "optimize"}
+_INFRASTRUCTURE = {"spec", "registry", "model_sigmas", "common", "optimize", "tools"}
 
 for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     if _mod not in _INFRASTRUCTURE and not _mod.startswith("_"):
