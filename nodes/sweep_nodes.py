@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -95,7 +96,8 @@ class SweepRun:
         self.factory = rt.GuiderFactory(kw["model"], kw.get("positive"), kw.get("negative"), kw.get("guider"), self.meter)
         for key in {(c.params["cfg"], c.params["controlnet_end"]) for c in self.cells}:
             self.factory.build(key[0], key[1], self.cfg_swept)      # bad cfg / ControlNet axes fail here, early
-        self.decode, self.decoder_kind = rt.make_decoder(self.model, self.kw.get("vae"))
+        self.decoder = rt.Decoder(self.model, self.kw.get("vae"))
+        self.decoder_kind = self.decoder.kind
 
     def open_folder(self):
         kw = self.kw
@@ -219,7 +221,7 @@ class SweepRun:
                 return got
             self.done_units += self.ref_desc["steps"]
             self.timing["reference_s"] += time.perf_counter() - t0
-            images = self.decode(latent) if self.decoder_kind in ("vae", "lab") else None
+            images = self.decoder.metric_images(latent)
             info = {"params": p, "nfe": calls, "sample_s": sample_s}
             self.cache.save_reference(key, latent, images, info)
             got = (latent, images, info)
@@ -238,12 +240,14 @@ class SweepRun:
                 "calls_source": cell.calls_source, "key": self.cell_key(cell)}
 
     def run_cell(self, cell):
+        """Sample one cell here; decode (unless a VAE is needed), metrics and files go to the
+        post-processing thread, overlapping the next cell's sampling. Returns a future."""
         rec = self.base_record(cell)
         ref = self.reference(cell)
         p = cell.params
         try:
             latent, calls, sample_s, call_s = self.sample(p, p["sampler"], p["steps"])
-            images = self.decode(latent)
+            images = self.decoder.vae_images(latent) if self.decoder_kind == "vae" else None   # on ComfyUI's device
         except comfy.model_management.InterruptProcessingException:
             raise
         except Exception as e:  # one bad cell (OOM, a sampler error) must not end the sweep
@@ -251,24 +255,52 @@ class SweepRun:
                 comfy.model_management.soft_empty_cache()
             log.warning("[Sampler Lab] step sweep: cell %d (%s) failed: %s", cell.index, cell.labels, e)
             rec.update(status="failed", error=f"{type(e).__name__}: {e}"[:400], source="run")
-            self.cache.save_cell(rec["key"], rec)
-            return rec, None
+            return self.post(self._save_failed, rec)
         finally:
             self.done_units += p["steps"]
         rec.update(status="ok", error=None, source="run", nfe=calls, sample_s=sample_s, call_s=call_s,
                    image=self.cache.cell_image_name(rec["key"]).replace(os.sep, "/"))
-        if ref is not None and ref[0] is not None:
-            rec["rmse"] = latent_rmse(latent, ref[0])
-            rec["rel_rmse"] = relative_rmse(latent, ref[0])
-            if ref[1] is not None and ref[1].shape == images.shape:
-                a = torch.from_numpy(images).to(torch.float32) / 255.0
-                b = torch.from_numpy(ref[1]).to(torch.float32) / 255.0
-                rec["psnr"], rec["ssim"] = psnr(a, b), ssim(a, b)
-        elif ref is not None:
-            rec["reference_error"] = ref[2].get("error")
-        first = rt.first_image(images)
-        self.cache.save_cell(rec["key"], rec, first)
-        return rec, thumbnail(first, int(self.kw["cell_size"]))
+        return self.post(self._finish_cell, rec, latent, images, ref)
+
+    def post(self, fn, *args):
+        """Queue post-processing; at most two cells wait (bounded memory)."""
+        while len(self.inflight) >= 2:
+            self.collect(self.inflight.pop(0))
+        fut = self.worker.submit(fn, *args)
+        self.inflight.append(fut)
+        return fut
+
+    def collect(self, fut):
+        rec, thumb = fut.result()
+        self.records[rec["index"]], self.thumbs[rec["index"]] = rec, thumb
+
+    def drain(self):
+        while self.inflight:
+            self.collect(self.inflight.pop(0))
+
+    def _save_failed(self, rec):
+        self.cache.save_cell(rec["key"], rec)
+        return rec, None
+
+    def _finish_cell(self, rec, latent, images, ref):
+        try:
+            metric = self.decoder.metric_images(latent, images) if ref is not None and ref[1] is not None else None
+            if ref is not None and ref[0] is not None:
+                rec["rmse"] = latent_rmse(latent, ref[0])
+                rec["rel_rmse"] = relative_rmse(latent, ref[0])
+                if metric is not None and ref[1].shape == metric.shape:
+                    a = torch.from_numpy(metric).to(torch.float32) / 255.0
+                    b = torch.from_numpy(ref[1]).to(torch.float32) / 255.0
+                    rec["psnr"], rec["ssim"] = psnr(a, b), ssim(a, b)
+            elif ref is not None:
+                rec["reference_error"] = ref[2].get("error")
+            first = self.decoder.display_image(latent, images)
+            self.cache.save_cell(rec["key"], rec, first)
+            return rec, thumbnail(first, int(self.kw["cell_size"]))
+        except Exception as e:  # a broken decode or a full disk fails this cell, not the sweep
+            log.warning("[Sampler Lab] step sweep: cell %d post-processing failed: %s", rec["index"], e)
+            rec.update(status="failed", error=f"{type(e).__name__}: {e}"[:400])
+            return rec, None
 
     # the whole sweep --------------------------------------------------------------------------
     def execute(self):
@@ -279,7 +311,8 @@ class SweepRun:
         self.previewer = latent_preview.get_previewer(self.model.load_device, self.model.model.latent_format)
         self.pbar = comfy.utils.ProgressBar(1)
         self.resolve_equal_cost()
-        records, thumbs, pending = {}, {}, []
+        self.records, self.thumbs, pending = {}, {}, []
+        records, thumbs = self.records, self.thumbs
         for cell in self.cells:
             got = self.cache.load_cell(self.cell_key(cell))
             if got is None:
@@ -289,17 +322,19 @@ class SweepRun:
             records[cell.index] = rec
             thumbs[cell.index] = thumbnail(got[1], int(self.kw["cell_size"]))
         self.estimate(pending)
-        status = "complete"
+        self.inflight = []
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler_lab_sweep")
         try:
             for cell in run_order(pending):
-                rec, thumb = self.run_cell(cell)
-                records[cell.index], thumbs[cell.index] = rec, thumb
+                self.run_cell(cell)
+            self.drain()
         except comfy.model_management.InterruptProcessingException:
-            status = "interrupted"
-            self.write_report(records, status, time.perf_counter() - t_start)
+            self.drain()                    # finished cells are kept (written by the worker)
+            self.write_report(records, "interrupted", time.perf_counter() - t_start)
             log.info("[Sampler Lab] step sweep interrupted: %d of %d cells kept in %s", len(records), len(self.cells), self.folder)
             raise
         finally:
+            self.worker.shutdown(wait=True)
             self.current_ref = None
         ok = [r for r in records.values() if r["status"] == "ok"]
         if not ok:

@@ -178,21 +178,49 @@ def to_uint8(images):
     return images.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
 
 
-def make_decoder(patcher, vae):
-    """(decode(latent) -> uint8 (N, H, W, 3), kind). kind: 'vae', 'lab' (both exact pictures:
-    PSNR/SSIM are reported) or 'preview' (latent-to-RGB approximation: no image metrics)."""
-    if vae is not None:
-        def decode(latent):
-            img = vae.decode(latent)
-            return to_uint8(img.reshape((-1,) + tuple(img.shape[-3:]))[..., :3])
-        return decode, "vae"
-    if is_lab_model(patcher):
-        return (lambda latent: to_uint8(latent_to_rgb(latent))), "lab"
-    fmt = patcher.model.latent_format
-    factors = getattr(fmt, "latent_rgb_factors", None)
-    bias = getattr(fmt, "latent_rgb_factors_bias", None)
+def _first(latent):
+    """The first image of a batch (first frame of a video latent), keeping the latent's rank."""
+    return latent[:1, :, :1] if latent.ndim == 5 else latent[:1]
 
-    def preview(latent):
+
+class Decoder:
+    """Pictures for the grid and for image-space metrics.
+
+    kind 'vae': the connected VAE (decoded on ComfyUI's device, in the sampling thread); metrics
+    on the decoded images. kind 'lab': the lab model's exact colour map; metrics on the colour-mapped
+    latent at its own resolution (the 8x upscale shown in the grid is a smooth, cosmetic resize),
+    which keeps them cheap. kind 'preview': latent-to-RGB approximation for other models without a
+    VAE; no image metrics."""
+
+    def __init__(self, patcher, vae):
+        self.vae = vae
+        self.kind = "vae" if vae is not None else ("lab" if is_lab_model(patcher) else "preview")
+        self.fmt = patcher.model.latent_format
+
+    def vae_images(self, latent):
+        img = self.vae.decode(latent)
+        return to_uint8(img.reshape((-1,) + tuple(img.shape[-3:]))[..., :3])
+
+    def metric_images(self, latent, decoded=None):
+        """uint8 (N, H, W, 3) for PSNR/SSIM, or None when the pictures are only a preview."""
+        if self.kind == "vae":
+            return decoded if decoded is not None else self.vae_images(latent)
+        if self.kind == "lab":
+            return to_uint8(latent_to_rgb(latent, upscale=1))
+        return None
+
+    def display_image(self, latent, decoded=None):
+        """uint8 (H, W, 3): the first image at full size."""
+        if self.kind == "vae":
+            return np.ascontiguousarray((decoded if decoded is not None else self.vae_images(_first(latent)))[0])
+        if self.kind == "lab":
+            return to_uint8(latent_to_rgb(_first(latent)))[0]
+        return self._preview(_first(latent))[0]
+
+    def _preview(self, latent):
+        fmt = self.fmt
+        factors = getattr(fmt, "latent_rgb_factors", None)
+        bias = getattr(fmt, "latent_rgb_factors_bias", None)
         lat = latent.to(torch.float32)
         if lat.ndim == 5:
             b, c, t, h, w = lat.shape
@@ -210,7 +238,6 @@ def make_decoder(patcher, vae):
         rgb = ((rgb + 1) / 2).movedim(-1, 1)
         rgb = torch.nn.functional.interpolate(rgb, scale_factor=8, mode="nearest").movedim(1, -1)
         return to_uint8(rgb)
-    return preview, "preview"
 
 
 # Fingerprint for the resume cache -------------------------------------------------------------
@@ -284,6 +311,3 @@ def fingerprint(patcher, positive, negative, latent, vae, sampler_input, sigmas_
     }
     return stable_hash(desc, 12)
 
-
-def first_image(images):
-    return np.ascontiguousarray(images[0])

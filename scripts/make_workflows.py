@@ -15,6 +15,9 @@ OUTPUTS = {
     "KSampler": [("LATENT", "LATENT")],
     "SaveImage": [],
     "Note": [],
+    "PreviewAny": [],
+    "SamplerLabStepSweep": [("grid", "IMAGE"), ("images", "IMAGE"), ("chart", "IMAGE"), ("report", "STRING"),
+                            ("recommended_steps", "INT")],
 }
 
 
@@ -81,9 +84,139 @@ def lab_first_run(pack_sampler, pack_scheduler):
     return g
 
 
+def lab_step_sweep():
+    """Steps x sampler on the lab model: grid, chart, report and the recommended step count."""
+    g = Graph()
+    model = g.add("SamplerLabModel", ["eps", 3.0, 6, 3, 0.05, 0, "float32"], (0, 0), size=(320, 230))
+    cond = g.add("SamplerLabConditioning", [0], (0, 280), size=(320, 90))
+    latent = g.add("SamplerLabEmptyLatent", [128, 128, 1, 1], (0, 420), size=(320, 150))
+    sweep = g.add("SamplerLabStepSweep",
+                  [42, "fixed", 20, 3.0, "euler", "karras", 1.0,
+                   "steps", "4,8,16,32", "sampler", "euler, dpmpp_2m, heun, lab_rk4", "none", "",
+                   False, "lab_rk4", 48, 0.02, 64, 256, "sampler_lab/step_sweep"],
+                  (380, 0), size=(380, 640), title="Step Sweep: steps x sampler",
+                  inputs=[("model", "MODEL", (model, 0)), ("latent_image", "LATENT", (latent, 0)),
+                          ("positive", "CONDITIONING", (cond, 0)), ("negative", "CONDITIONING", (cond, 1))])
+    g.add("SaveImage", ["sampler_lab/step_sweep_grid"], (800, 0), inputs=[("images", "IMAGE", (sweep, 0))],
+          size=(520, 560), title="Grid")
+    g.add("SaveImage", ["sampler_lab/step_sweep_chart"], (1340, 0), inputs=[("images", "IMAGE", (sweep, 2))],
+          size=(620, 360), title="Chart")
+    g.add("PreviewAny", [], (1340, 400), inputs=[("source", "INT", (sweep, 4))], size=(300, 120),
+          title="Recommended steps")
+    g.add("PreviewAny", [], (800, 600), inputs=[("source", "STRING", (sweep, 3))], size=(520, 300),
+          title="Report (JSON)")
+    g.note("Sampler Lab - step sweep (no checkpoint needed)\n\n"
+           "Columns: steps 4, 8, 16, 32. Rows: euler, dpmpp_2m, heun, lab_rk4. Same seed everywhere.\n"
+           "Under each cell: model calls actually counted (heun and lab_rk4 call the model 2 and 4 times per "
+           "step), sampling time, and d = distance to the reference (lab_rk4, 48 steps; PSNR/SSIM in image space).\n\n"
+           "Look at: where each row stops changing; the chart's left panel (distance vs steps, log scale) with the "
+           "dashed tolerance line; 'Recommended steps' = the fewest steps within tolerance for the cheapest sampler. "
+           "Turn on equal_cost to compare at the same number of model calls instead of steps.\n\n"
+           "Files: output/sampler_lab/step_sweep_<digest>/ holds grid.png, chart.png, report.json, report.csv and "
+           "every cell as it finishes; queue again after an interrupt and finished cells are reused. Swap the Lab "
+           "Model for a checkpoint loader (and connect its VAE) to sweep a real model.", (0, 620), size=(360, 420))
+    return g
+
+
+# --- workflows without a sweep node: CFG vs CFG++ on the lab model, real-model recipes ---------------
+OUTPUTS.update({
+    "CheckpointLoaderSimple": [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")],
+    "CLIPTextEncode": [("CONDITIONING", "CONDITIONING")],
+    "EmptyLatentImage": [("LATENT", "LATENT")],
+    "VAEDecode": [("IMAGE", "IMAGE")],
+})
+
+
+def lab_cfg_vs_cfgpp():
+    """The same seed through CFG and CFG++ (core euler and a pack sampler) on the lab model."""
+    g = Graph()
+    model, cond, latent = lab_front(g, batch=4, class_id=1)
+    rows = [("euler", 5.0), ("euler_cfg_pp", 1.0), ("lab_plms", 5.0), ("lab_plms_cfg_pp", 1.0)]
+    for k, (sampler, cfg) in enumerate(rows):
+        ksampler_chain(g, model, cond, latent, sampler, "karras", 12, cfg, 400 * k,
+                       f"sampler_lab/cfg_vs_cfgpp_{k + 1}_{sampler}")
+    g.note("Sampler Lab - CFG vs CFG++ (no checkpoint needed)\n\n"
+           "Four rows, same seed, same 12 karras steps, class 1 against the unconditional model:\n"
+           "1. euler, classic CFG 5.0    2. euler_cfg_pp, CFG++ 1.0\n"
+           "3. lab_plms, classic CFG 5.0  4. lab_plms_cfg_pp, CFG++ 1.0 (the pack's CFG++ form, same model calls)\n\n"
+           "CFG++ (Chung et al. 2024, arXiv:2406.08070) steps with the guided image estimate but re-noises with the "
+           "unconditional noise estimate. Its scale uses ComfyUI's *_cfg_pp convention: 0.5-2, and 1.0 is already "
+           "strong guidance (regular CFG values like 7 are far too high).\n\n"
+           "Look at: CFG at high scale oversaturates and pushes colours past the class motif; CFG++ keeps the motif "
+           "with natural contrast. Try cfg 1.0 in row 1 vs row 2: identical (CFG++ at scale 1 is plain sampling).",
+           (0, 620), size=(360, 420))
+    return g
+
+
+def real_model_front(g, ckpt, width, height, positive, negative="blurry, low quality, watermark", x=0, y=0):
+    ckpt_node = g.add("CheckpointLoaderSimple", [ckpt], (x, y), size=(340, 100))
+    pos = g.add("CLIPTextEncode", [positive], (x, y + 150), inputs=[("clip", "CLIP", (ckpt_node, 1))], size=(340, 130),
+                title="Positive prompt")
+    neg = g.add("CLIPTextEncode", [negative], (x, y + 320), inputs=[("clip", "CLIP", (ckpt_node, 1))], size=(340, 110),
+                title="Negative prompt")
+    latent = g.add("EmptyLatentImage", [width, height, 1], (x, y + 470), size=(340, 110))
+    return ckpt_node, pos, neg, latent
+
+
+def real_model_chain(g, ckpt_node, pos, neg, latent, sampler, scheduler, steps, cfg, x, y, prefix, title):
+    ks = g.add("KSampler", [42, "fixed", steps, cfg, sampler, scheduler, 1.0], (x, y),
+               inputs=[("model", "MODEL", (ckpt_node, 0)), ("positive", "CONDITIONING", (pos, 0)),
+                       ("negative", "CONDITIONING", (neg, 0)), ("latent_image", "LATENT", (latent, 0))],
+               size=(320, 400), title=title)
+    dec = g.add("VAEDecode", [], (x + 360, y), inputs=[("samples", "LATENT", (ks, 0)), ("vae", "VAE", (ckpt_node, 2))],
+                size=(200, 60))
+    g.add("SaveImage", [prefix], (x + 600, y), inputs=[("images", "IMAGE", (dec, 0))], size=(420, 460))
+
+
+def model_sd15_ays():
+    """SD1.5 with a pack sampler and Align Your Steps, in the stock KSampler."""
+    g = Graph()
+    ckpt, pos, neg, latent = real_model_front(g, "v1-5-pruned-emaonly.safetensors", 512, 512,
+                                              "a lighthouse on a cliff at sunset, oil painting, detailed")
+    real_model_chain(g, ckpt, pos, neg, latent, "lab_dpmpp2m_unic", "lab_ays_sd15", 10, 7.0, 400, 0,
+                     "sampler_lab/sd15_ays", "KSampler: lab_dpmpp2m_unic / lab_ays_sd15, 10 steps")
+    g.note("Sampler Lab - SD1.5 in 10 steps with Align Your Steps\n\n"
+           "Needs models/checkpoints/v1-5-pruned-emaonly.safetensors (the standard SD1.5 file; pick yours in the loader).\n\n"
+           "The stock KSampler, with two Sampler Lab entries picked from its dropdowns:\n"
+           "- scheduler lab_ays_sd15: NVIDIA's Align Your Steps table for SD1.5 (Sabour et al. 2024), optimised for "
+           "10 steps and log-linear interpolated to other counts.\n"
+           "- sampler lab_dpmpp2m_unic: DPM++(2M) with a UniC corrector, 1 model call per step.\n\n"
+           "Look at: 10 steps here against dpmpp_2m / karras at 20 steps; the schedule preview on the KSampler shows "
+           "where AYS puts its steps (more of them at mid noise than karras).", (0, 640), size=(380, 340))
+    return g
+
+
+def model_sdxl_turbo_trailing():
+    """SDXL Turbo (1 step) and SDXL Lightning (4 steps) with diffusers' trailing spacing."""
+    g = Graph()
+    turbo = real_model_front(g, "sd_xl_turbo_1.0_fp16.safetensors", 512, 512,
+                             "a cinematic photo of a red fox in the snow", x=0, y=0)
+    real_model_chain(g, *turbo, "euler_ancestral", "lab_trailing", 1, 1.0, 400, 0,
+                     "sampler_lab/sdxl_turbo_1step", "SDXL Turbo: 1 step, cfg 1.0, lab_trailing")
+    lightning = real_model_front(g, "sdxl_lightning_4step.safetensors", 1024, 1024,
+                                 "a cinematic photo of a red fox in the snow", x=0, y=660)
+    real_model_chain(g, *lightning, "euler", "lab_trailing", 4, 1.0, 400, 660,
+                     "sampler_lab/sdxl_lightning_4step", "SDXL Lightning: 4 steps, cfg 1.0, lab_trailing")
+    g.note("Sampler Lab - SDXL Turbo / Lightning in 1-4 steps\n\n"
+           "Needs sd_xl_turbo_1.0_fp16.safetensors (top) and sdxl_lightning_4step.safetensors (bottom) in "
+           "models/checkpoints; either row runs alone (mute the other).\n\n"
+           "Distilled models were trained on diffusers' 'trailing' timestep spacing: the first step starts at the "
+           "model's highest noise level (timestep 999). lab_trailing reproduces it on the model's own table; "
+           "'leading' or 'linspace' start lower and leave noise or washed-out colours at 1-4 steps.\n"
+           "cfg 1.0 = no classifier-free guidance (these models were distilled without it; the negative prompt is "
+           "ignored). Turbo: 512x512, 1 step; Lightning 4-step: 1024x1024, 4 steps, euler.\n\n"
+           "Look at: switch the scheduler to lab_leading at 1 step and compare; the schedule preview shows the first "
+           "sigma drop.", (1480, 0), size=(400, 420))
+    return g
+
+
 def main(pack_sampler="euler", pack_scheduler="karras"):
     os.makedirs(os.path.join(ROOT, "workflows"), exist_ok=True)
     lab_first_run(pack_sampler, pack_scheduler).dump(os.path.join(ROOT, "workflows", "lab_first_run.json"))
+    lab_step_sweep().dump(os.path.join(ROOT, "workflows", "lab_step_sweep.json"))
+    lab_cfg_vs_cfgpp().dump(os.path.join(ROOT, "workflows", "lab_cfg_vs_cfgpp.json"))
+    model_sd15_ays().dump(os.path.join(ROOT, "workflows", "model_sd15_ays.json"))
+    model_sdxl_turbo_trailing().dump(os.path.join(ROOT, "workflows", "model_sdxl_turbo_trailing.json"))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from comfy_server import ROOT, ComfyServer  # noqa: E402
 import workflow_tools as wt  # noqa: E402
 
-MAIN_WORKFLOWS = ["lab_first_run.json"]
+MAIN_WORKFLOWS = ["lab_step_sweep.json", "lab_first_run.json"]
 
 
 def main():
@@ -28,7 +28,12 @@ def main():
             files = wt.output_files(entry)
             print(f"{name}: {len(files)} files in {time.time() - t1:.1f} s")
             for typ, sub, fn in files:
-                print("  " + os.path.join(out_dir, "output" if typ == "output" else typ, sub, fn))
+                path = os.path.join(out_dir, "output" if typ == "output" else typ, sub, fn)
+                print("  " + path)
+                report = os.path.join(os.path.dirname(path), "report.json")
+                if fn.startswith("grid") and os.path.isfile(report):
+                    print("  " + report)
+                    print("  " + os.path.join(os.path.dirname(path), "report.csv"))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import json
 import os
 from importlib import import_module
 
-import numpy as np
 import pytest
 import torch
 

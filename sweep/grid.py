@@ -1,0 +1,153 @@
+"""Labelled sweep grid drawn with Pillow: column and row headers sized to the cells (font grows
+with the cell), long names wrapped (also inside names like dpmpp_2m_sde_heun at '_'), a
+caption under each cell (model calls, time, distance) and failed cells marked."""
+import re
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+INK = (20, 20, 20)
+MUTED = (90, 90, 90)
+PAPER = (255, 255, 255)
+FAILED = (205, 205, 205)
+FAIL_INK = (150, 20, 20)
+
+
+def font(size):
+    """Pillow's built-in scalable font (Pillow >= 10.1); the fixed bitmap font before that."""
+    try:
+        return ImageFont.load_default(size=int(size))
+    except TypeError:     # Pillow < 10.1: no sizes
+        return ImageFont.load_default()
+
+
+def text_width(fnt, text):
+    return fnt.getlength(text) if hasattr(fnt, "getlength") else fnt.getsize(text)[0]
+
+
+def line_height(fnt):
+    box = fnt.getbbox("Ag_|")
+    return int((box[3] - box[1]) * 1.3) + 1
+
+
+def wrap_text(text, fnt, width):
+    """Lines no wider than `width` pixels. Breaks at spaces, '_', '/', ',' and '-'; splits a
+    piece that is still too wide between characters."""
+    lines = []
+    for para in str(text).split("\n"):
+        pieces = [p for p in re.findall(r"[^ _/,\-]*[ _/,\-]?", para) if p]
+        line = ""
+        for piece in pieces:
+            if text_width(fnt, (line + piece).rstrip()) <= width:
+                line += piece
+                continue
+            if line.strip():
+                lines.append(line.rstrip())
+            line = ""
+            while text_width(fnt, piece.rstrip()) > width and len(piece) > 1:
+                cut = len(piece) - 1
+                while cut > 1 and text_width(fnt, piece[:cut]) > width:
+                    cut -= 1
+                lines.append(piece[:cut])
+                piece = piece[cut:]
+            line = piece
+        if line.strip() or not lines:
+            lines.append(line.rstrip())
+    return lines
+
+
+class GridLayout:
+    """Sizes and positions shared by every grid of one sweep (so grids stack as one IMAGE batch)."""
+
+    def __init__(self, cell_w, cell_h, rows, cols, col_labels, row_labels, captions, title_width_hint=0):
+        self.cell_w, self.cell_h, self.rows, self.cols = cell_w, cell_h, rows, cols
+        self.fs = int(min(64, max(12, round(min(cell_w, cell_h) / 9))))
+        self.fs_small = int(min(48, max(10, round(self.fs * 0.72))))
+        self.font, self.small = font(self.fs), font(self.fs_small)
+        self.lh, self.lh_small = line_height(self.font), line_height(self.small)
+        self.pad = max(3, self.fs // 2)
+        self.gap = max(2, self.fs // 5)
+        inner = max(8, cell_w - 2 * self.pad)
+        self.col_lines = [wrap_text(t, self.font, inner) if t else [] for t in col_labels]
+        has_rows = any(row_labels)
+        self.row_w = max(int(cell_w * 0.6), 6 * self.fs) if has_rows else 0
+        self.row_lines = [wrap_text(t, self.font, max(8, self.row_w - 2 * self.pad)) if t else [] for t in row_labels]
+        self.caption_lines = max([len(wrap_text(c, self.small, inner)) for c in captions if c] or [0])
+        self.caption_h = self.caption_lines * self.lh_small + (self.pad if self.caption_lines else 0)
+        n_col_lines = max([len(x) for x in self.col_lines] or [0])
+        self.header_h = n_col_lines * self.lh + 2 * self.pad if n_col_lines else 0
+        self.width = self.row_w + cols * (cell_w + self.gap) + self.gap
+        self.title_font = font(int(self.fs * 1.1))
+        self.title_lh = line_height(self.title_font)
+        self.title_lines = 3
+        self.title_h = self.title_lines * self.title_lh + 2 * self.pad
+        self.height = self.title_h + self.header_h + rows * (cell_h + self.caption_h + self.gap) + self.gap
+
+    def cell_box(self, row, col):
+        x0 = self.row_w + self.gap + col * (self.cell_w + self.gap)
+        y0 = self.title_h + self.header_h + row * (self.cell_h + self.caption_h + self.gap)
+        return x0, y0, x0 + self.cell_w, y0 + self.cell_h
+
+
+def draw_grid(layout, title, cells, captions, failures):
+    """One grid as a uint8 (H, W, 3) array.
+
+    cells[r][c]: uint8 (h, w, 3) array or None; captions[r][c]: str; failures[r][c]: str or None."""
+    img = Image.new("RGB", (layout.width, layout.height), PAPER)
+    d = ImageDraw.Draw(img)
+    lo = layout
+    y = lo.pad
+    for line in wrap_text(title, lo.title_font, lo.width - 2 * lo.pad)[:lo.title_lines]:
+        d.text((lo.pad, y), line, fill=INK, font=lo.title_font)
+        y += lo.title_lh
+    for c, lines in enumerate(lo.col_lines):
+        x0, y0, _, _ = lo.cell_box(0, c)
+        block = len(lines) * lo.lh
+        ty = lo.title_h + (lo.header_h - block) // 2
+        for line in lines:
+            tw = text_width(lo.font, line)
+            d.text((x0 + (lo.cell_w - tw) / 2, ty), line, fill=INK, font=lo.font)
+            ty += lo.lh
+    for r, lines in enumerate(lo.row_lines):
+        _, y0, _, _ = lo.cell_box(r, 0)
+        ty = y0 + max(0, (lo.cell_h - len(lines) * lo.lh) // 2)
+        for line in lines:
+            d.text((lo.pad, ty), line, fill=INK, font=lo.font)
+            ty += lo.lh
+    inner = max(8, lo.cell_w - 2 * lo.pad)
+    for r in range(lo.rows):
+        for c in range(lo.cols):
+            x0, y0, x1, y1 = lo.cell_box(r, c)
+            fail = failures[r][c]
+            arr = cells[r][c]
+            if arr is not None and fail is None:
+                tile = Image.fromarray(arr)
+                if tile.size != (lo.cell_w, lo.cell_h):
+                    tile = tile.resize((lo.cell_w, lo.cell_h), Image.BILINEAR)
+                img.paste(tile, (x0, y0))
+            else:
+                d.rectangle((x0, y0, x1 - 1, y1 - 1), fill=FAILED)
+                ty = y0 + lo.pad
+                for line in wrap_text(fail or "not run", lo.small, inner)[: max(1, (lo.cell_h - lo.pad) // lo.lh_small)]:
+                    d.text((x0 + lo.pad, ty), line, fill=FAIL_INK, font=lo.small)
+                    ty += lo.lh_small
+            ty = y1 + lo.pad // 2
+            for line in wrap_text(captions[r][c], lo.small, inner)[:lo.caption_lines]:
+                tw = text_width(lo.small, line)
+                d.text((x0 + (lo.cell_w - tw) / 2, ty), line, fill=MUTED, font=lo.small)
+                ty += lo.lh_small
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def thumbnail(arr, max_side, min_side=128):
+    """uint8 (H, W, 3) resized so its longer side is at most max_side; tiny images are enlarged
+    by a whole factor (nearest neighbour) until the longer side reaches min_side."""
+    h, w = arr.shape[:2]
+    if max(h, w) < min(min_side, max_side):
+        k = -(-min(min_side, max_side) // max(h, w))
+        return np.asarray(Image.fromarray(arr).resize((w * k, h * k), Image.NEAREST), dtype=np.uint8)
+    scale = min(1.0, max_side / max(h, w))
+    if scale >= 1.0:
+        return arr
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(arr).resize(size, Image.BICUBIC, reducing_gap=2.0), dtype=np.uint8)
