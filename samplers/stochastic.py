@@ -71,13 +71,17 @@ def snr_ratio(model_kind, sigma, sigma_next):
     return (a * b_n) / (b * a_n)
 
 
-def renoise_step(x, denoised, model_kind, sigma, sigma_next, rho, noise, s_noise=1.0):
+def renoise_step(x, denoised, model_kind, sigma, sigma_next, rho, noise, s_noise=1.0, uncond=None):
     """x_next = alpha_n D + beta_n (sqrt(1 - rho^2) eps + s_noise rho z): one model-free move
-    to sigma_next that keeps a fraction sqrt(1 - rho^2) of the predicted noise (floats in)."""
+    to sigma_next that keeps a fraction sqrt(1 - rho^2) of the predicted noise (floats in).
+    CFG++ (Chung et al. 2024, Alg. 1): with `uncond` (D_u) the kept noise is the unconditional
+    estimate eps_u = (x - alpha D_u) / beta; written as a correction so D_u = D changes nothing."""
     a, b = alpha_beta(model_kind, sigma)
     a_n, b_n = alpha_beta(model_kind, sigma_next)
     c_x = b_n * math.sqrt(max(1.0 - rho * rho, 0.0)) / b
     out = c_x * x + (a_n - c_x * a) * denoised
+    if uncond is not None:
+        out = out + (c_x * a) * (denoised - uncond)
     c_z = b_n * rho * s_noise
     if c_z > 0.0:
         out = out + c_z * noise(sigma, sigma_next)
@@ -94,9 +98,10 @@ def ancestral_rho(model_kind, sigma, sigma_next, eta):
 
 @torch.no_grad()
 def sample_lab_ancestral_euler(model, x, sigmas, extra_args=None, callback=None, disable=None,
-                               model_kind="ve", eta=1.0, s_noise=1.0, noise_sampler=None):
+                               model_kind="ve", eta=1.0, s_noise=1.0, noise_sampler=None, uncond=None):
     """Ancestral Euler (DDIM-eta, Song et al. 2021 Eq. 12; Ho et al. 2020 Eq. 7 at eta = 1),
-    right for VE and flow. Order 1, 1 model call per step. eta = 0 is DDIM = Euler."""
+    right for VE and flow. Order 1, 1 model call per step. eta = 0 is DDIM = Euler.
+    uncond (the bridge passes it for the _cfg_pp entry): CFG++ re-noising with eps_u."""
     extra_args = {} if extra_args is None else extra_args
     eta = check_option("eta", eta, 0.0)
     s_noise = check_option("s_noise", s_noise, 0.0)
@@ -109,7 +114,7 @@ def sample_lab_ancestral_euler(model, x, sigmas, extra_args=None, callback=None,
         if s_n == s:
             continue
         rho = ancestral_rho(model_kind, s, s_n, eta)
-        x = renoise_step(x, denoised, model_kind, s, s_n, rho, noise, s_noise)
+        x = renoise_step(x, denoised, model_kind, s, s_n, rho, noise, s_noise, uncond() if uncond else None)
     return x
 
 
@@ -227,6 +232,11 @@ register(SamplerSpec(
     summary=f"Ancestral Euler (DDIM-eta, eta=1 = DDPM posterior); {_FLOW_NOTE}",
     citation="Song et al. 2021 (DDIM) Eq. 12; Ho et al. 2020 Eq. 7",
     options={"eta": 1.0}))
+register(SamplerSpec(
+    name="lab_ancestral_euler_cfg_pp", fn=sample_lab_ancestral_euler, family="stochastic", order=1,
+    model_calls=1, stochastic=True, flow_safe=True, cfg_pp=True,
+    summary=f"CFG++ ancestral Euler (guided x0, unconditional re-noising; cfg 0.5-2); {_FLOW_NOTE}",
+    citation="Chung et al. 2024 (CFG++) Alg. 1 with DDIM-eta", options={"eta": 1.0}))
 register(SamplerSpec(
     name="lab_sde_dpmpp_2m", fn=sample_lab_sde_dpmpp_2m, family="stochastic", order=2,
     model_calls=1, stochastic=True, flow_safe=True,

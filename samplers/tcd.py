@@ -43,7 +43,7 @@ def tcd_rho(model_kind, sigma_next, gamma):
 
 @torch.no_grad()
 def sample_lab_tcd(model, x, sigmas, extra_args=None, callback=None, disable=None,
-                   model_kind="ve", gamma=0.3, noise_sampler=None):
+                   model_kind="ve", gamma=0.3, noise_sampler=None, uncond=None):
     """TCD strategic stochastic sampling (Zheng et al. 2024, Alg. 4: tau_n' = (1 - gamma) tau_n,
     here in sigma). Order 1 (gamma = 0: DDIM), 1 model call per step.
     Noise: seeded Gaussian stream from extra_args["seed"]."""
@@ -57,7 +57,8 @@ def sample_lab_tcd(model, x, sigmas, extra_args=None, callback=None, disable=Non
         s, s_n = sig[i], sig[i + 1]
         if s_n == s:
             continue
-        x = renoise_step(x, denoised, model_kind, s, s_n, tcd_rho(model_kind, s_n, gamma), noise)
+        x = renoise_step(x, denoised, model_kind, s, s_n, tcd_rho(model_kind, s_n, gamma), noise,
+                         uncond=uncond() if uncond else None)  # CFG++ form when the bridge passes uncond
     return x
 
 
@@ -66,4 +67,10 @@ register(SamplerSpec(
     flow_safe=True,
     summary="TCD strategic stochastic sampling (gamma 0.3): DDIM to (1-gamma) sigma_next, then re-noise",
     citation="Zheng et al. 2024, Trajectory Consistency Distillation, Alg. 4",
+    options={"gamma": 0.3}))
+register(SamplerSpec(
+    name="lab_tcd_cfg_pp", fn=sample_lab_tcd, family="tcd", order=1, model_calls=1, stochastic=True,
+    flow_safe=True, cfg_pp=True,
+    summary="CFG++ TCD (guided x0, unconditional re-noising; cfg 0.5-2)",
+    citation="Zheng et al. 2024 Alg. 4 with Chung et al. 2024 Alg. 1",
     options={"gamma": 0.3}))

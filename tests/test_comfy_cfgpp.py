@@ -50,7 +50,9 @@ def test_guider_with_euler_equals_core_euler_cfg_pp(pack, parameterization):
 
 
 def cfg_pp_names(pack):
-    return sorted(s.name for s in pack.bridge.cfg_pp_specs(list(pack.samplers.SAMPLERS.values())))
+    """Generated variants plus the pack's own stochastic CFG++ entries."""
+    generated = {s.name for s in pack.bridge.cfg_pp_specs(list(pack.samplers.SAMPLERS.values()))}
+    return sorted(generated | {n for n, s in pack.samplers.SAMPLERS.items() if s.cfg_pp})
 
 
 @pytest.mark.parametrize("parameterization", ["eps", "flow"])
