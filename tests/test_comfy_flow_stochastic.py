@@ -15,7 +15,7 @@ from lab import default_mixture
 
 CORE_STOCHASTIC = ["euler_ancestral", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m_sde",
                    "dpmpp_3m_sde", "er_sde", "sa_solver", "res_multistep_ancestral", "ddpm", "seeds_2"]
-PACK_STOCHASTIC = sorted(n for n, s in pure.SAMPLERS.items() if s.stochastic and n != "lab_tcd")
+PACK_STOCHASTIC = sorted(n for n, s in pure.SAMPLERS.items() if s.stochastic and s.family != "tcd")  # TCD: see test_tcd.py
 N, STEPS, CHI2_LIMIT = 256, 100, 20.5
 _RESULTS = {}
 
