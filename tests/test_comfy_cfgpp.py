@@ -36,7 +36,7 @@ def schedule(model, steps=12):
     return comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "karras" if steps else "simple", steps)
 
 
-@pytest.mark.parametrize("parameterization", ["eps", "flow"])
+@pytest.mark.parametrize("parameterization", ["eps", "v", "flow"])
 def test_guider_with_euler_equals_core_euler_cfg_pp(pack, parameterization):
     model = lab(parameterization)
     pos, neg = comfy_runtime.node("SamplerLabConditioning").encode(1)
@@ -55,7 +55,7 @@ def cfg_pp_names(pack):
     return sorted(generated | {n for n, s in pack.samplers.SAMPLERS.items() if s.cfg_pp})
 
 
-@pytest.mark.parametrize("parameterization", ["eps", "flow"])
+@pytest.mark.parametrize("parameterization", ["eps", "v", "flow"])
 def test_every_cfg_pp_variant_equals_its_base_when_guidance_is_a_no_op(pack, parameterization):
     """cond == uncond (positive is the unconditional model): D = D_u, so CFG++ = the base sampler."""
     import comfy.samplers
