@@ -35,7 +35,7 @@ import torch
 
 from .common import alpha_beta, batch_sigma, report
 from .noise import noise_sampler_for
-from .registry import register
+from .registry import SAMPLERS, register
 from .spec import SamplerSpec
 
 
@@ -164,8 +164,10 @@ def _polynomial_terms(history, h, big_h, order, solver_type):
 
 
 def sde_dpmpp_multistep(model, x, sigmas, extra_args=None, callback=None, model_kind="ve",
-                        eta=1.0, s_noise=1.0, noise_sampler=None, order=2, solver_type="midpoint"):
-    """SDE-DPM-Solver++(order M) for VE and flow; see the module docstring for the update."""
+                        eta=1.0, s_noise=1.0, noise_sampler=None, order=2, solver_type="midpoint", uncond=None):
+    """SDE-DPM-Solver++(order M) for VE and flow; see the module docstring for the update.
+    uncond (CFG++, Chung et al. 2024): the kept-noise term c_x (x - alpha D) uses D_u instead,
+    i.e. x_next += c_x alpha (D - D_u); the polynomial (higher-order) terms are unchanged."""
     extra_args = {} if extra_args is None else extra_args
     eta = check_option("eta", eta, 0.0)
     s_noise = check_option("s_noise", s_noise, 0.0)
@@ -192,7 +194,10 @@ def sde_dpmpp_multistep(model, x, sigmas, extra_args=None, callback=None, model_
         q = snr_ratio(model_kind, s, s_n)
         h = lam_n - lam
         big_h = (1.0 + eta) * h
-        x = (b_n / b) * q ** eta * x + (a_n * -math.expm1(-big_h) if math.isfinite(big_h) else a_n) * denoised
+        c_x = (b_n / b) * q ** eta
+        x = c_x * x + (a_n * -math.expm1(-big_h) if math.isfinite(big_h) else a_n) * denoised
+        if uncond is not None:
+            x = x + (c_x * alpha_beta(model_kind, s)[0]) * (denoised - uncond())
         for coef, term in _polynomial_terms(history, h, big_h, order, solver_type):
             x = x + (a_n * coef) * term
         c_z = b_n * math.sqrt(max(-math.expm1(2.0 * eta * math.log(q)) if q > 0 else 1.0, 0.0)) * s_noise
@@ -203,17 +208,18 @@ def sde_dpmpp_multistep(model, x, sigmas, extra_args=None, callback=None, model_
 
 @torch.no_grad()
 def sample_lab_sde_dpmpp_2m(model, x, sigmas, extra_args=None, callback=None, disable=None,
-                            model_kind="ve", eta=1.0, s_noise=1.0, noise_sampler=None, solver_type="midpoint"):
+                            model_kind="ve", eta=1.0, s_noise=1.0, noise_sampler=None, solver_type="midpoint",
+                            uncond=None):
     """SDE-DPM-Solver++(2M), Lu et al. 2022 (App. B; midpoint form as published, heun form with
     the exact linear-term integral). Order 2 (eta = 0: DPM-Solver++(2M), Alg. 2), 1 model call
     per step; the first step is first order. Brownian-path noise from extra_args["seed"]."""
     return sde_dpmpp_multistep(model, x, sigmas, extra_args, callback, model_kind, eta, s_noise,
-                               noise_sampler, order=2, solver_type=solver_type)
+                               noise_sampler, order=2, solver_type=solver_type, uncond=uncond)
 
 
 @torch.no_grad()
 def sample_lab_sde_dpmpp_3m(model, x, sigmas, extra_args=None, callback=None, disable=None,
-                            model_kind="ve", eta=1.0, s_noise=1.0, noise_sampler=None):
+                            model_kind="ve", eta=1.0, s_noise=1.0, noise_sampler=None, uncond=None):
     """SDE-DPM-Solver++(3M): the 2M update with a quadratic Newton polynomial in lambda through
     the last three denoised values, integrated exactly (Lu et al. 2022, Sec. 3.3 Taylor form:
     the u^2 term weighs h^2 I_2(H) times the second divided difference). Order 3 (eta = 0:
@@ -221,7 +227,7 @@ def sample_lab_sde_dpmpp_3m(model, x, sigmas, extra_args=None, callback=None, di
     which caps the asymptotic order at 2 when the run starts on a curved part of the path; from
     sigma_max (nearly constant D) order 3 is observed (tests/test_stochastic.py)."""
     return sde_dpmpp_multistep(model, x, sigmas, extra_args, callback, model_kind, eta, s_noise,
-                               noise_sampler, order=3, solver_type="heun")
+                               noise_sampler, order=3, solver_type="heun", uncond=uncond)
 
 
 _FLOW_NOTE = "noise injection correct for VE and flow (CONST) models"
@@ -255,3 +261,10 @@ register(SamplerSpec(
     summary=f"SDE-DPM-Solver++(3M), Brownian-path noise; {_FLOW_NOTE}",
     citation="Lu et al. 2022 (DPM-Solver++) Sec. 3.3 / App. B",
     options={"eta": 1.0}))
+for _base in ("lab_sde_dpmpp_2m", "lab_sde_dpmpp_3m"):
+    _spec = SAMPLERS[_base]
+    register(SamplerSpec(
+        name=_base + "_cfg_pp", fn=_spec.fn, family="stochastic", order=_spec.order, model_calls=1,
+        stochastic=True, flow_safe=True, cfg_pp=True, options=_spec.options,
+        summary=f"CFG++ {_spec.summary.split(';')[0]} (guided x0, unconditional re-noising; cfg 0.5-2)",
+        citation=_spec.citation + "; Chung et al. 2024 (CFG++) Alg. 1"))
