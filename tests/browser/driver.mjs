@@ -1,0 +1,322 @@
+// Browser driver for tests/test_browser.py (dev-only; run with node).
+//   node tests/browser/driver.mjs <config.json>
+// config: { url, playwrightCore, chromium, artifacts, results, workflows: [{path, name, lab}],
+//           queueTimeoutMs, preview: {workflow, scheduler_a, scheduler_b}, degrade: true }
+// Drives headless Debian Chromium through playwright-core against a running ComfyUI with the
+// pack, the way a user does (file input, queue button API), and writes a JSON report of what it
+// saw; the pytest side asserts on it and checks the screenshots' pixels.
+import { createRequire } from "node:module";
+import fs from "node:fs";
+import path from "node:path";
+
+const config = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+const require = createRequire(import.meta.url);
+const { chromium } = require(config.playwrightCore);
+
+const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+  "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"];
+
+// Console output that is not the pack's (COMFYUI_NOTES.md): missing user.css / favicon, the
+// blocked online registry, and a frontend TypeError at start-up.
+const NOISE = [/\/user\.css/, /favicon\.ico/, /api\.comfy\.org/, /registry/i,
+  /Cannot read properties of undefined \(reading 'id'\)/];
+
+function isNoise(entry) {
+  const text = `${entry.text} ${entry.url ?? ""}`;
+  return NOISE.some((re) => re.test(text));
+}
+
+const report = { startup: {}, workflows: [], preview: null, degrade: null, fatal: null, timings: {} };
+fs.mkdirSync(config.artifacts, { recursive: true });
+const shot = (name) => path.join(config.artifacts, name);
+const now = () => Date.now();
+
+async function openPage(browser, { routes = [] } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1600, height: 1000 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  const log = { console: [], pageErrors: [], failedRequests: [], packRequests: [] };
+  page.on("console", (msg) => {
+    if (msg.type() === "error") log.console.push({ text: msg.text(), url: msg.location()?.url ?? "" });
+  });
+  page.on("pageerror", (err) => log.pageErrors.push(String(err?.stack ?? err)));
+  page.on("requestfailed", (req) => log.failedRequests.push(req.url()));
+  page.on("request", (req) => { if (req.url().includes("/sampler_lab/")) log.packRequests.push(req.url()); });
+  for (const [pattern, handler] of routes) await page.route(pattern, handler);
+  await page.goto(config.url, { waitUntil: "domcontentloaded", timeout: 60000 });
+  await waitReady(page);
+  return { context, page, log };
+}
+
+async function waitReady(page) {
+  await page.waitForFunction(() => {
+    const app = window.app;
+    return Boolean(app && app.graph && app.canvas && app.vueAppReady &&
+      app.extensionManager?.workflow?.activeWorkflow);
+  }, null, { timeout: 90000, polling: 200 });
+  await page.waitForLoadState("networkidle", { timeout: 30000 }).catch(() => {});
+  await page.waitForTimeout(500);
+}
+
+async function fitView(page) {
+  await page.evaluate(async () => {
+    try {
+      await window.app.extensionManager.command.execute("Comfy.Canvas.FitView");
+    } catch {
+      window.app.canvas?.ds?.reset?.();
+    }
+    window.app.graph.setDirtyCanvas(true, true);
+  });
+  await page.waitForTimeout(400);
+}
+
+async function closeDialogs(page) {
+  for (let i = 0; i < 3; i++) {
+    const open = await page.locator(".p-dialog").count();
+    if (!open) return;
+    await page.keyboard.press("Escape");
+    await page.waitForTimeout(200);
+  }
+}
+
+async function loadWorkflow(page, wf) {
+  const expected = JSON.parse(fs.readFileSync(wf.path, "utf8")).nodes.length;
+  await page.setInputFiles("#comfy-file-input", wf.path);
+  await page.waitForFunction((n) => window.app.graph.nodes.length === n, expected, { timeout: 30000 });
+  await page.waitForLoadState("networkidle", { timeout: 15000 }).catch(() => {});
+  await page.waitForTimeout(600);
+  return page.evaluate(() => {
+    const { app, LiteGraph } = window;
+    const registered = LiteGraph.registered_node_types;
+    const nodes = app.graph.nodes;
+    const missing = nodes.filter((n) => !registered[n.type]).map((n) => n.type);
+    const dialogs = [...document.querySelectorAll(".p-dialog")].map((d) => d.innerText.slice(0, 400));
+    const missingDialog = dialogs.some((t) => /missing/i.test(t) && /node/i.test(t));
+    const badWidgets = [];
+    for (const n of nodes) {
+      for (const w of n.widgets ?? []) {
+        if (w.type === "combo" && Array.isArray(w.options?.values)) {
+          const fileInput = /_name$/.test(w.name) && typeof w.value === "string" && /\.(safetensors|ckpt|pt|pth|bin|gguf)$/i.test(w.value);
+          if (!fileInput && !w.options.values.includes(w.value)) badWidgets.push(`${n.type}.${w.name}=${w.value}`);
+        }
+        if (w.type === "number" && typeof w.value === "number") {
+          const { min, max } = w.options ?? {};
+          if ((min !== undefined && w.value < min) || (max !== undefined && w.value > max)) badWidgets.push(`${n.type}.${w.name}=${w.value}`);
+        }
+      }
+    }
+    return {
+      nodes: nodes.length, types: [...new Set(nodes.map((n) => n.type))], missing, missingDialog, dialogs, badWidgets,
+      errors: nodes.filter((n) => n.has_errors).map((n) => n.type),
+      previews: nodes.filter((n) => n.sampler_lab_preview).map((n) => n.type),
+    };
+  });
+}
+
+async function serverJSON(route) {
+  const res = await fetch(config.url + route);
+  return res.json();
+}
+
+async function queueAndWait(page, timeoutMs) {
+  const before = new Set(Object.keys(await serverJSON("/history?max_items=10000")));
+  await page.evaluate(() => window.app.queuePrompt(0, 1));
+  const end = now() + timeoutMs;
+  while (now() < end) {
+    const hist = await serverJSON("/history?max_items=10000");
+    const fresh = Object.keys(hist).filter((k) => !before.has(k));
+    if (fresh.length) {
+      const entry = hist[fresh[0]];
+      const status = entry.status ?? {};
+      if (status.status_str === "error") return { ok: false, error: JSON.stringify(status.messages ?? []).slice(0, 2000) };
+      if (status.completed) {
+        const images = Object.values(entry.outputs ?? {}).reduce((n, o) => n + (o.images?.length ?? 0), 0);
+        return { ok: true, prompt_id: fresh[0], images };
+      }
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return { ok: false, error: `timed out after ${timeoutMs} ms` };
+}
+
+async function imagesShown(page, timeoutMs = 30000) {
+  // Every image-output node (SaveImage / PreviewImage) holds loaded <img> elements for its results.
+  const check = () => page.evaluate(() => window.app.graph.nodes
+    .filter((n) => ["SaveImage", "PreviewImage"].includes(n.type) && n.mode === 0)
+    .map((n) => ({ id: n.id, count: (n.imgs ?? []).filter((i) => i.complete && i.naturalWidth > 0).length })));
+  const end = now() + timeoutMs;
+  let state = await check();
+  while (now() < end && state.some((s) => s.count === 0)) {
+    await page.waitForTimeout(300);
+    state = await check();
+  }
+  return state;
+}
+
+async function previewState(page, nodeId) {
+  return page.evaluate((id) => {
+    const node = window.app.graph.getNodeById(id);
+    const p = node?.sampler_lab_preview;
+    if (!p) return null;
+    const r = p.canvas.getBoundingClientRect();
+    return { status: p.state.status, updates: p.state.updates, requests: p.state.requests, key: p.state.key,
+      result: p.state.result, rect: { x: r.x, y: r.y, width: r.width, height: r.height } };
+  }, nodeId);
+}
+
+async function previewShot(page, nodeId, file) {
+  const st = await previewState(page, nodeId);
+  const r = st.rect;
+  await page.screenshot({ path: shot(file), clip: { x: r.x, y: r.y, width: Math.max(1, r.width), height: Math.max(1, r.height) } });
+  return st;
+}
+
+async function setWidgetAndWait(page, nodeId, name, value) {
+  await page.evaluate(({ id, name, value }) => {
+    const node = window.app.graph.getNodeById(id);
+    const w = node.widgets.find((x) => x.name === name);
+    w.value = value;
+    w.callback?.(value, window.app.canvas, node);
+    window.app.graph.setDirtyCanvas(true, true);
+  }, { id: nodeId, name, value });
+  // done when the preview holds the answer for the request that carries the new value
+  await page.waitForFunction(({ id, name, value }) => {
+    const p = window.app.graph.getNodeById(id)?.sampler_lab_preview;
+    if (!p || !p.state.key || p.state.resultKey !== p.state.key) return false;
+    return String(JSON.parse(p.state.key)[name]) === String(value);
+  }, { id: nodeId, name, value }, { timeout: 15000 });
+  await page.waitForTimeout(200);
+}
+
+async function previewTest(page, log) {
+  const cfg = config.preview;
+  const mark = log.console.length;
+  const loaded = await loadWorkflow(page, { path: cfg.workflow });
+  await closeDialogs(page);
+  // the first KSampler with a preview; zoom so the node is comfortably large on screen
+  const nodeId = await page.evaluate(() => {
+    const node = window.app.graph.nodes.find((n) => n.sampler_lab_preview && n.type === "KSampler");
+    if (!node) return null;
+    const canvas = window.app.canvas;
+    canvas.ds.scale = 1.2;
+    canvas.ds.offset = [-node.pos[0] + 200, -node.pos[1] + 80];
+    window.app.graph.setDirtyCanvas(true, true);
+    return node.id;
+  });
+  if (nodeId == null) return { ok: false, error: "no KSampler with a schedule preview", loaded };
+  await page.waitForTimeout(500);
+  await setWidgetAndWait(page, nodeId, "scheduler", cfg.scheduler_a);
+  const a = await previewShot(page, nodeId, "preview_a.png");
+  await setWidgetAndWait(page, nodeId, "scheduler", cfg.scheduler_b);
+  const b = await previewShot(page, nodeId, "preview_b.png");
+  await setWidgetAndWait(page, nodeId, "steps", cfg.steps_c);
+  const c = await previewShot(page, nodeId, "preview_c.png");
+  await page.screenshot({ path: shot("preview_node.png") });
+  // SIGMAS nodes: a pack schedule node (its own parameters) and core BasicScheduler, fresh from the menu
+  const created = await page.evaluate((types) => {
+    const ids = {};
+    types.forEach((type, k) => {
+      const node = window.LiteGraph.createNode(type);
+      node.pos = [40 + 360 * k, 1200];
+      window.app.graph.add(node);
+      ids[type] = node.id;
+    });
+    window.app.graph.setDirtyCanvas(true, true);
+    return ids;
+  }, cfg.sigmas_nodes);
+  const sigmasNodes = {};
+  for (const [type, id] of Object.entries(created)) {
+    await page.waitForFunction((nid) => {
+      const p = window.app.graph.getNodeById(nid)?.sampler_lab_preview;
+      return p && p.state.key && p.state.resultKey === p.state.key;
+    }, id, { timeout: 15000 });
+    sigmasNodes[type] = await previewState(page, id);
+  }
+  return { ok: true, nodeId, a, b, c, sigmasNodes, console: log.console.slice(mark).filter((e) => !isNoise(e)) };
+}
+
+async function degradeTest(browser) {
+  // The pack's Python side without its route: the server advertises no feature flag and the path 404s.
+  const { context, page, log } = await openPage(browser, {
+    routes: [
+      ["**/features", (route) => route.fulfill({ status: 200, contentType: "application/json", body: "{}" })],
+      ["**/sampler_lab/**", (route) => route.fulfill({ status: 404, body: "" })],
+    ],
+  });
+  const wf = config.workflows.find((w) => w.lab);
+  const loaded = await loadWorkflow(page, wf);
+  await closeDialogs(page);
+  await fitView(page);
+  await page.screenshot({ path: shot("degrade_no_route.png") });
+  const previewRequests = [...log.packRequests];
+  const result = { loaded, console: log.console.filter((e) => !isNoise(e)), pageErrors: log.pageErrors,
+    previewRequests };
+  await context.close();
+  return result;
+}
+
+async function main() {
+  const t0 = now();
+  const browser = await chromium.launch({ executablePath: config.chromium, headless: true, args: CHROMIUM_ARGS });
+  try {
+    const { context, page, log } = await openPage(browser);
+    report.timings.startup_ms = now() - t0;
+    report.startup = {
+      console: log.console.filter((e) => !isNoise(e)), pageErrors: [...log.pageErrors],
+      extensions: await page.evaluate(() => window.app.extensions.map((e) => e.name).filter((n) => n.startsWith("Sampler Lab"))),
+    };
+    await page.screenshot({ path: shot("startup.png") });
+    for (const wf of config.workflows) {
+      const t = now();
+      const mark = log.console.length;
+      const pmark = log.pageErrors.length;
+      const item = { name: wf.name, lab: wf.lab };
+      try {
+        Object.assign(item, await loadWorkflow(page, wf));
+        await closeDialogs(page);
+        await fitView(page);
+        await page.screenshot({ path: shot(`${wf.name}_loaded.png`) });
+        if (wf.lab) {
+          item.run = await queueAndWait(page, config.queueTimeoutMs ?? 180000);
+          if (item.run.ok) item.shown = await imagesShown(page);
+          await fitView(page);
+          await page.screenshot({ path: shot(`${wf.name}_run.png`) });
+        }
+      } catch (e) {
+        item.exception = String(e?.stack ?? e);
+      }
+      item.console = log.console.slice(mark).filter((e) => !isNoise(e));
+      item.pageErrors = log.pageErrors.slice(pmark);
+      item.ms = now() - t;
+      report.workflows.push(item);
+    }
+    if (config.preview) {
+      const t = now();
+      try {
+        report.preview = await previewTest(page, log);
+      } catch (e) {
+        report.preview = { ok: false, error: String(e?.stack ?? e) };
+      }
+      report.timings.preview_ms = now() - t;
+    }
+    report.finalConsole = log.console.filter((e) => !isNoise(e));
+    report.finalPageErrors = log.pageErrors;
+    await context.close();
+    if (config.degrade) {
+      const t = now();
+      try {
+        report.degrade = await degradeTest(browser);
+      } catch (e) {
+        report.degrade = { error: String(e?.stack ?? e) };
+      }
+      report.timings.degrade_ms = now() - t;
+    }
+  } catch (e) {
+    report.fatal = String(e?.stack ?? e);
+  } finally {
+    await browser.close();
+    report.timings.total_ms = now() - t0;
+    fs.writeFileSync(config.results, JSON.stringify(report, null, 1));
+  }
+}
+
+await main();

@@ -1,0 +1,194 @@
+"""The pack in the real ComfyUI app, in headless Chromium (Debian's) driven by playwright-core.
+
+One server and one browser session for the whole module (tests/browser/driver.mjs does the
+clicking and writes a report; the tests below assert on it and check screenshot pixels):
+- every workflow in workflows/ loads with no missing node types, valid widget values and no
+  console errors;
+- the lab workflows, queued from the page, finish and their images show on the page;
+- the schedule preview draws a non-blank curve that changes with the scheduler and steps;
+- without the pack's preview route the page still works: no panel, no request, no error.
+Screenshots: test-artifacts/browser/ (git-ignored). Needs scripts/setup_browser.sh (test.sh runs it).
+"""
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from PIL import Image, ImageChops
+
+from conftest import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from comfy_server import ComfyServer  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+PLAYWRIGHT_CORE = os.path.join(ROOT, ".labenv", "node", "node_modules", "playwright-core")
+DRIVER = os.path.join(ROOT, "tests", "browser", "driver.mjs")
+ARTIFACTS = os.path.join(ROOT, "test-artifacts", "browser")
+WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
+SERIES_RGB = (0x4F, 0xC3, 0xF7)  # LAB_THEME.series[0] in web/js/lab_widgets.js
+SD_SIGMA_MAX = 14.6146  # SD1.5 / SDXL scaled-linear table: sigma at t = 999
+
+
+def _name(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _missing_prerequisites():
+    missing = [p for p in (CHROMIUM, os.path.join(PLAYWRIGHT_CORE, "package.json"),
+                           os.path.join(ROOT, ".labenv", "ComfyUI", "main.py")) if not os.path.exists(p)]
+    if shutil.which("node") is None:
+        missing.append("node")
+    return missing
+
+
+def run_browser(server_factory, tmp_dir):
+    """Start a server (server_factory(out_dir, user_dir) -> ComfyServer), run the driver, return its report."""
+    user_dir = os.path.join(tmp_dir, "user")
+    for sub in ("workflows", "subgraphs"):  # a fresh user dir without these makes the frontend log 404s
+        os.makedirs(os.path.join(user_dir, "default", sub), exist_ok=True)
+    with open(os.path.join(user_dir, "default", "comfy.settings.json"), "w") as f:
+        json.dump({"Comfy.TutorialCompleted": True}, f)
+    with open(os.path.join(user_dir, "default", "comfy.templates.json"), "w") as f:
+        json.dump([], f)
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    results = os.path.join(ARTIFACTS, "report.json")
+    lab = [p for p in WORKFLOWS if _name(p).startswith("lab_")]
+    preview_wf = os.path.join(ROOT, "workflows", "lab_first_run.json")
+    config = {
+        "playwrightCore": PLAYWRIGHT_CORE, "chromium": CHROMIUM, "artifacts": ARTIFACTS, "results": results,
+        "workflows": [{"path": p, "name": _name(p), "lab": p in lab} for p in WORKFLOWS],
+        "queueTimeoutMs": 150000,
+        "preview": {"workflow": preview_wf, "scheduler_a": "karras", "scheduler_b": "lab_ays_sd15", "steps_c": 6,
+                    "sigmas_nodes": ["SamplerLabAlignYourSteps", "BasicScheduler"]},
+        "degrade": True,
+    }
+    with server_factory(os.path.join(tmp_dir, "comfy"), user_dir) as srv:
+        config["url"] = srv.url
+        cfg_path = os.path.join(tmp_dir, "driver.json")
+        with open(cfg_path, "w") as f:
+            json.dump(config, f)
+        proc = subprocess.run(["node", DRIVER, cfg_path], capture_output=True, text=True, timeout=420)
+        log = srv.log_text()
+    with open(os.path.join(ARTIFACTS, "comfyui.log"), "w") as f:
+        f.write(log)
+    if not os.path.isfile(results):
+        raise RuntimeError(f"browser driver wrote no report (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    with open(results) as f:
+        report = json.load(f)
+    report["server_log"] = log
+    report["driver_stderr"] = proc.stderr[-3000:]
+    return report
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    missing = _missing_prerequisites()
+    if missing:
+        message = f"browser test prerequisites missing: {missing}; run scripts/setup_browser.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    rep = run_browser(lambda out, user: ComfyServer(out, user_dir=user), str(tmp_path_factory.mktemp("browser")))
+    assert rep["fatal"] is None, rep["fatal"] + "\n" + rep["driver_stderr"]
+    return rep
+
+
+def _workflow(report, name):
+    found = [w for w in report["workflows"] if w["name"] == name]
+    assert found, f"{name} was not opened by the driver"
+    return found[0]
+
+
+def test_app_starts_with_the_pack_extensions_and_no_errors(report):
+    assert "IMPORT FAILED" not in report["server_log"]
+    assert "Sampler Lab.SchedulePreview" in report["startup"]["extensions"]
+    assert all(name.startswith("Sampler Lab.") for name in report["startup"]["extensions"])
+    assert report["startup"]["console"] == [] and report["startup"]["pageErrors"] == []
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=_name)
+def test_workflow_loads_with_known_nodes_and_valid_widgets(report, path):
+    wf = _workflow(report, _name(path))
+    assert "exception" not in wf, wf.get("exception")
+    with open(path) as f:
+        assert wf["nodes"] == len(json.load(f)["nodes"])
+    assert wf["missing"] == [], f"missing node types: {wf['missing']}"
+    assert not wf["missingDialog"], wf["dialogs"]
+    assert wf["badWidgets"] == [], f"invalid widget values: {wf['badWidgets']}"
+    assert wf["console"] == [], f"console errors: {wf['console']}"
+    assert wf["pageErrors"] == []
+    assert os.path.isfile(os.path.join(ARTIFACTS, f"{wf['name']}_loaded.png"))
+
+
+@pytest.mark.parametrize("path", [p for p in WORKFLOWS if _name(p).startswith("lab_")], ids=_name)
+def test_lab_workflow_queued_from_the_page_finishes_and_shows_images(report, path):
+    wf = _workflow(report, _name(path))
+    assert wf.get("run", {}).get("ok"), wf.get("run")
+    assert wf["run"]["images"] > 0
+    assert wf["shown"] and all(node["count"] > 0 for node in wf["shown"]), wf["shown"]
+    assert os.path.isfile(os.path.join(ARTIFACTS, f"{wf['name']}_run.png"))
+
+
+def _curve_mask(path):
+    """Pixels drawn in the preview's curve colour (anti-aliasing tolerated)."""
+    img = Image.open(path).convert("RGB")
+    r, g, b = (img.getchannel(c) for c in "RGB")
+    near = [ch.point(lambda v, t=t: 255 if abs(v - t) <= 40 else 0) for ch, t in zip((r, g, b), SERIES_RGB)]
+    return ImageChops.multiply(ImageChops.multiply(near[0], near[1]), near[2]), img.size
+
+
+def test_schedule_preview_draws_a_curve_that_follows_the_widgets(report):
+    pv = report["preview"]
+    assert pv and pv["ok"], pv
+    a, b, c = pv["a"], pv["b"], pv["c"]
+    for state, scheduler, steps in ((a, "karras", 10), (b, "lab_ays_sd15", 10), (c, "lab_ays_sd15", 6)):
+        res = state["result"]
+        assert state["status"] == "ok" and res["ok"], res
+        assert res["scheduler"] == scheduler and res["steps"] == steps
+        sig = res["sigmas"]
+        assert len(sig) == steps + 1 and sig[-1] == 0.0
+        assert abs(sig[0] - SD_SIGMA_MAX) < 2e-3  # both start at the model's sigma_max (eps, lab model default)
+        assert all(x > y for x, y in zip(sig, sig[1:]))
+    masks = {}
+    for key in ("a", "b", "c"):
+        mask, (w, h) = _curve_mask(os.path.join(ARTIFACTS, f"preview_{key}.png"))
+        assert w >= 150 and h >= 60, (w, h)
+        bbox = mask.getbbox()
+        assert bbox is not None, f"preview_{key}.png has no curve pixels"
+        count = sum(mask.histogram()[1:])
+        assert count > 200, (key, count)
+        assert bbox[2] - bbox[0] > 0.6 * w and bbox[3] - bbox[1] > 0.4 * h, (key, bbox, (w, h))  # spans the chart
+        masks[key] = mask
+    for one, other in (("a", "b"), ("b", "c")):
+        diff = ImageChops.difference(masks[one], masks[other])
+        changed = sum(diff.histogram()[1:])
+        assert changed > 100, f"preview did not change between {one} and {other} ({changed} pixels)"
+    assert pv["console"] == []
+
+
+def test_schedule_preview_on_sigmas_nodes(report):
+    nodes = report["preview"].get("sigmasNodes")
+    assert nodes, report["preview"]
+    ays, basic = nodes["SamplerLabAlignYourSteps"]["result"], nodes["BasicScheduler"]["result"]
+    assert ays["ok"] and ays["scheduler"] == "SamplerLabAlignYourSteps"  # computed by the node's own code
+    assert len(ays["sigmas"]) == 21 and ays["sigmas"][0] == pytest.approx(SD_SIGMA_MAX, abs=2e-3)
+    assert basic["ok"] and basic["scheduler"] == "simple" and len(basic["sigmas"]) == 21
+
+
+def test_page_degrades_without_the_preview_route(report):
+    dg = report["degrade"]
+    assert dg and "error" not in dg, dg
+    assert dg["loaded"]["missing"] == []
+    assert dg["loaded"]["previews"] == [], "no preview panel is added when the server lacks the route"
+    assert dg["previewRequests"] == []
+    assert dg["console"] == [] and dg["pageErrors"] == []
+
+
+def test_no_console_errors_or_page_errors_overall(report):
+    assert report["finalConsole"] == [], report["finalConsole"]
+    assert report["finalPageErrors"] == []
