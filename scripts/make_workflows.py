@@ -80,7 +80,7 @@ def lab_first_run(pack_sampler, pack_scheduler):
            "Top: ComfyUI's euler + karras. Bottom: a Sampler Lab sampler and scheduler picked straight from the "
            "stock KSampler dropdowns.\n\nLook at: both rows show the class-0 motif; change class_id, cfg or the "
            "sampler and queue again. Swap the Lab Model for a real checkpoint loader and the same KSampler "
-           "settings work unchanged.", (0, 620))
+           "settings work unchanged.", (0, 720))
     return g
 
 
