@@ -8,6 +8,8 @@ Every entry point here is public and stable across ComfyUI 0.3.x .. 0.38.x
 import functools
 import logging
 
+import torch
+
 import comfy.k_diffusion.sampling as k_sampling
 import comfy.model_patcher
 import comfy.model_sampling
@@ -66,11 +68,55 @@ def capture_uncond(extra_args):
     return extra_args, lambda: box["uncond"]
 
 
+def checked_sigmas(sigmas):
+    """The schedule a pack sampler runs, validated once per run (one small host copy).
+
+    Raises ValueError naming `sigmas` when it is empty, not 1-D, holds NaN / inf or negative values,
+    or increases anywhere. Documented behaviours: a schedule that does not end at 0 is a split
+    schedule (the sampler stops at its last sigma); repeated neighbours (a zero-length step, which
+    very long schedules on a discrete model produce) are dropped, since such a step changes nothing.
+    """
+    if not torch.is_tensor(sigmas) or sigmas.ndim != 1 or sigmas.numel() == 0:
+        raise ValueError("sigmas is empty (or not a 1-D list of noise levels): connect a scheduler node's "
+                         "SIGMAS output with steps >= 1 (denoise 0 gives an empty SIGMAS and skips sampling)")
+    values = sigmas.detach().to("cpu", torch.float64)
+    bad = (~torch.isfinite(values)).nonzero().flatten().tolist()
+    if bad:
+        raise ValueError(f"sigmas contains NaN or inf at position(s) {bad[:5]}: the schedule upstream is broken; "
+                         "check the scheduler node's parameters (e.g. a shift or rho that overflows)")
+    if bool((values < 0).any()):
+        raise ValueError("sigmas contains negative noise levels: a schedule runs from sigma_max down to 0; "
+                         "check the scheduler node or the SIGMAS arithmetic upstream")
+    steps = values[1:] - values[:-1]
+    up = (steps > 0).nonzero().flatten().tolist()
+    if up:
+        i = up[0]
+        raise ValueError(f"sigmas must not increase, but sigmas[{i}]={values[i]:.6g} < sigmas[{i + 1}]="
+                         f"{values[i + 1]:.6g}: samplers only remove noise; use a scheduler node's output "
+                         "(or Flip Sigmas on a reversed one)")
+    keep = torch.cat([torch.ones(1, dtype=torch.bool), steps != 0])
+    return sigmas if bool(keep.all()) else sigmas[keep.to(sigmas.device)]
+
+
+def check_latent(x):
+    """A NaN / inf in the incoming latent would silently give a wrong image: refuse it by name."""
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        rows = (~finite).reshape(x.shape[0], -1).any(1).nonzero().flatten().tolist()
+        raise ValueError(f"the latent has NaN or inf values (batch item(s) {rows[:8]}): fix the node that made "
+                         "the LATENT (e.g. a VAE Encode of a broken image, or an upstream sampler that diverged)")
+
+
 def adapt_sampler(spec):
-    """ComfyUI-facing sampler function: passes model_kind, the spec's fixed options and, for CFG++
-    entries, the unconditional-prediction getter."""
+    """ComfyUI-facing sampler function: validates sigmas and the latent (clear errors, see
+    checked_sigmas), passes model_kind, the spec's fixed options and, for CFG++ entries, the
+    unconditional-prediction getter. A single sigma means zero steps: x comes back unchanged."""
     @functools.wraps(spec.fn)
     def sample(model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
+        sigmas = checked_sigmas(sigmas)
+        check_latent(x)
+        if sigmas.numel() == 1:
+            return x
         ms = sampler_model_sampling(model)
         kind = model_kind(ms) if ms is not None else "ve"
         merged = {**spec.options, **options}

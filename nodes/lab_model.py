@@ -71,6 +71,8 @@ class LabDenoiser(torch.nn.Module):
         return cw[:, :n].repeat(max(1, batch // cw.shape[0]), 1)[:batch]
 
     def forward(self, xc, t, context=None, transformer_options=None, **kwargs):
+        # Real checkpoints check for Cancel in every comfy.ops layer; the lab model has none, so check here.
+        comfy.model_management.throw_exception_if_processing_interrupted()
         sigma = (transformer_options or {}).get("sigmas")
         if sigma is None:
             raise RuntimeError("the lab model needs ComfyUI's transformer_options['sigmas'] (ComfyUI >= 0.3)")

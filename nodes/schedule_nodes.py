@@ -44,6 +44,9 @@ class SamplerLabScheduler(_ScheduleNode):
     PARAMS = {"scheduler": (sorted(SCHEDULERS), {"tooltip": "A Sampler Lab schedule, with its default parameters."})}
 
     def compute(self, ms, n, scheduler):
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler {scheduler!r} is not a Sampler Lab schedule (is the pack up to date?): "
+                             f"pick one of {', '.join(sorted(SCHEDULERS))}")
         return SCHEDULERS[scheduler].fn(ms, n)
 
 

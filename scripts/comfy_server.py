@@ -21,7 +21,8 @@ def free_port():
 class ComfyServer:
     """Context manager: `with ComfyServer(out_dir) as srv: srv.url, srv.log_text()`."""
 
-    def __init__(self, out_dir, user_dir=None, extra_args=(), timeout=180):
+    def __init__(self, out_dir, user_dir=None, extra_args=(), timeout=180, comfy_dir=None):
+        self.comfy_dir = os.path.abspath(comfy_dir) if comfy_dir else COMFY   # another ComfyUI copy
         self.out_dir = os.path.abspath(out_dir)
         self.user_dir = user_dir
         self.extra_args = list(extra_args)
@@ -40,7 +41,7 @@ class ComfyServer:
         if self.user_dir:
             args += ["--user-directory", self.user_dir]
         self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args + self.extra_args, cwd=COMFY, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args + self.extra_args, cwd=self.comfy_dir, stdout=self._log, stderr=subprocess.STDOUT)
         end = time.time() + self.timeout
         while time.time() < end:
             if self.proc.poll() is not None:
