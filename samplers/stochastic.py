@@ -261,7 +261,7 @@ register(SamplerSpec(
     summary=f"SDE-DPM-Solver++(3M), Brownian-path noise; {_FLOW_NOTE}",
     citation="Lu et al. 2022 (DPM-Solver++) Sec. 3.3 / App. B",
     options={"eta": 1.0}))
-for _base in ("lab_sde_dpmpp_2m", "lab_sde_dpmpp_3m"):
+for _base in ("lab_sde_dpmpp_2m", "lab_sde_dpmpp_2m_heun", "lab_sde_dpmpp_3m"):
     _spec = SAMPLERS[_base]
     register(SamplerSpec(
         name=_base + "_cfg_pp", fn=_spec.fn, family="stochastic", order=_spec.order, model_calls=1,
