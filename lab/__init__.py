@@ -7,6 +7,7 @@ from .means import component_means
 from .reference import reference_solution, Parameterization, to_ve, from_ve
 from .decode import latent_to_rgb
 from .kdiff import LabKModel, default_mixture
+from .simple_solvers import euler, karras_sigmas  # noqa: F401  (references for tests and benchmarks)
 
 __all__ = [
     "GaussianMixture", "LabMixtureError", "component_means", "reference_solution",

@@ -10,20 +10,10 @@ from PIL import Image, ImageDraw
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.append(ROOT)
 from lab import default_mixture, latent_to_rgb  # noqa: E402
+from lab.simple_solvers import euler, karras_sigmas  # noqa: E402
 from samplers.cfgpp import CFGPPModel  # noqa: E402
 
 
-def karras(n, smax=14.614642, smin=0.0292, rho=7.0):
-    r = torch.linspace(0, 1, n, dtype=torch.float64)
-    s = (smax ** (1 / rho) + r * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
-    return torch.cat([s, s.new_zeros(1)])
-
-
-def euler(model, x, sigmas):
-    for i in range(len(sigmas) - 1):
-        d = model(x, sigmas[i])
-        x = d + (sigmas[i + 1] / sigmas[i]) * (x - d) if sigmas[i + 1] > 0 else d
-    return x
 
 
 def cfg_vs_cfgpp(path):
@@ -31,7 +21,7 @@ def cfg_vs_cfgpp(path):
     n = 4
     cw = torch.nn.functional.one_hot(torch.zeros(n, dtype=torch.long), 3).double()
     dc, du = mix.denoiser("eps", class_weights=cw), mix.denoiser("eps")
-    sigmas = karras(12)
+    sigmas = karras_sigmas(12)
     x = torch.randn(n, 4, 16, 16, generator=torch.Generator().manual_seed(42), dtype=torch.float64) * float(sigmas[0])
     rows = []
     for label, scale, pp in (("CFG 4.0", 4.0, False), ("CFG 8.0", 8.0, False), ("CFG++ 0.8", 0.8, True), ("CFG++ 1.5", 1.5, True)):

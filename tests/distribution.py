@@ -8,6 +8,8 @@ import math
 
 import torch
 
+from lab.simple_solvers import karras_sigmas  # noqa: F401  (re-exported for the tests)
+
 
 def distribution_check(mixture, x0):
     """(mean normalised nearest distance, fraction of samples per component) for samples x0."""
@@ -29,12 +31,6 @@ def chi_square(mixture, fractions, n):
 # Upper 0.1% point of chi-square with 5 degrees of freedom (the default 6-component mixture).
 CHI2_5DOF_P001 = 20.515
 
-
-def karras_sigmas(n, sigma_max=14.614642, sigma_min=0.0292, rho=7.0):
-    """Karras et al. 2022, Eq. 5: n sigmas from sigma_max to sigma_min, then 0 (float64)."""
-    i = torch.arange(n, dtype=torch.float64) / max(n - 1, 1)
-    s = (sigma_max ** (1 / rho) + i * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
-    return torch.cat([s, s.new_zeros(1)])
 
 
 def flow_sigmas(n):

@@ -10,23 +10,13 @@ import pytest
 import torch
 
 from lab.means import component_means
+from lab.simple_solvers import euler, karras_sigmas
 from lab.mixture import GaussianMixture
 from samplers.cfgpp import CFGPPModel
 
 N = 64
 
 
-def karras(n, smax=14.614642, smin=0.0292, rho=7.0):
-    r = torch.linspace(0, 1, n, dtype=torch.float64)
-    s = (smax ** (1 / rho) + r * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
-    return torch.cat([s, s.new_zeros(1)])
-
-
-def euler(model, x, sigmas):
-    for i in range(len(sigmas) - 1):
-        d = model(x, sigmas[i])
-        x = d + (sigmas[i + 1] / sigmas[i]) * (x - d) if sigmas[i + 1] > 0 else d
-    return x
 
 
 def sample(mix, param, scale, plus_plus, sigmas, x):
@@ -47,7 +37,7 @@ def sample(mix, param, scale, plus_plus, sigmas, x):
 def test_cfg_pp_stays_on_the_data_at_matched_strength(param):
     means = component_means(6, 3, 4, (2, 2), seed=0) * 0.5
     mix = GaussianMixture(means, 0.3, classes=torch.arange(6) % 3, num_classes=3)
-    sigmas = karras(24) if param == "eps" else torch.cat([torch.linspace(1.0, 0.02, 24, dtype=torch.float64),
+    sigmas = karras_sigmas(24) if param == "eps" else torch.cat([torch.linspace(1.0, 0.02, 24, dtype=torch.float64),
                                                            torch.zeros(1, dtype=torch.float64)])
     x = torch.randn(N, 4, 2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * float(sigmas[0])
     pp = {lam: sample(mix, param, lam, True, sigmas, x) for lam in (0.2, 0.4, 0.6, 0.8, 1.0)}

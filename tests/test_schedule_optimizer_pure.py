@@ -6,6 +6,7 @@ import math
 import torch
 
 from lab import LabKModel, default_mixture, reference_solution
+from lab.simple_solvers import euler as _euler, karras_sigmas
 from schedulers.optimize import best_path, candidate_grid, optimal_schedule, step_costs, trace
 
 
@@ -21,17 +22,8 @@ def test_dp_equals_brute_force():
         assert math.isclose(total, brute, rel_tol=1e-12) and len(path) == steps + 1 and path[0] == 0
 
 
-def euler(model, x, sigmas):
-    for i in range(len(sigmas) - 1):
-        d = model(x, sigmas[i])
-        x = d + (sigmas[i + 1] / sigmas[i]) * (x - d) if sigmas[i + 1] > 0 else d
-    return x
 
 
-def karras(smax, smin, n, rho=7.0):
-    r = torch.linspace(0, 1, n, dtype=torch.float64)
-    s = (smax ** (1 / rho) + r * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
-    return torch.cat([s, s.new_zeros(1)])
 
 
 def test_optimised_schedule_beats_karras_on_new_noise():
@@ -91,3 +83,11 @@ def test_refined_schedule_with_guidance_beats_karras_on_new_noise():
     ratio = med(euler(guided(8), evals, sig.double()), exact) / med(euler(guided(8), evals, karras(smax, smin, 8)), exact)
     print(f"cfg 3, euler 8 steps: optimised / karras median error on evaluation noises = {ratio:.2f}")
     assert ratio < 0.9
+
+
+def euler(model, x, sigmas):
+    return _euler(model.denoise, x, sigmas)
+
+
+def karras(smax, smin, n):
+    return karras_sigmas(n, smax, smin)
