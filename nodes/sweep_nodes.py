@@ -507,8 +507,36 @@ class SweepRun:
         grid_t = torch.from_numpy(np.stack(grid_arrays)).to(torch.float32) / 255.0
         singles_t = torch.from_numpy(np.stack(singles)).to(torch.float32) / 255.0
         chart_t = torch.from_numpy(chart_arr[None]).to(torch.float32) / 255.0
-        return {"ui": {"images": ui},
+        return {"ui": {"images": ui, "sampler_lab_sweep": [viewer_payload(rep, ui[:len(grid_arrays)])]},
                 "result": (grid_t, singles_t, chart_t, text, int(rep["recommended_steps"]))}
+
+
+def _finite(v):
+    return v if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+def viewer_payload(rep, grid_images):
+    """Per-cell records for the sweep viewer (web/js/sweep_viewer.js), sent as ui["sampler_lab_sweep"]:
+    settings that can be copied onto a KSampler, the measured metrics, and where each cell sits in
+    which grid image (filename/subfolder/type for /view). JSON-safe: non-finite numbers become None."""
+    cells = []
+    for c in rep["cells"]:
+        p = c["params"]
+        settings = {"steps": int(p["steps"]), "cfg": float(p["cfg"]), "denoise": float(p["denoise"]), "seed": int(p["seed"])}
+        if p["sampler"] != "input":
+            settings["sampler_name"] = p["sampler"]
+        if p["scheduler"] != "input":
+            settings["scheduler"] = p["scheduler"]
+        cells.append({"index": c["index"], "grid": c["grid"], "row": c["row"], "col": c["col"],
+                      "labels": c["labels"], "status": c["status"], "error": c.get("error"), "source": c.get("source"),
+                      "settings": settings, "nfe": c.get("nfe"), "sample_s": _finite(c.get("sample_s")),
+                      **{k: _finite(c.get(k)) for k in ("rmse", "rel_rmse", "psnr", "ssim")}})
+    grid = rep.get("grid", {})
+    return {"version": 1, "images": grid_images, "size": grid.get("size"), "cell_boxes": grid.get("cell_boxes"),
+            "columns": grid.get("columns"), "rows": grid.get("rows"), "shape": rep["shape"],
+            "axes": [a["axis"] for a in rep["axes"]], "reference": {k: rep["reference"][k] for k in ("sampler", "steps")},
+            "tolerance": _finite(rep["settings"]["tolerance"]), "metric": rep["tolerance_metric"],
+            "recommended_steps": rep["recommended_steps"], "cells": cells}
 
 
 class SamplerLabStepSweep:

@@ -6,12 +6,15 @@ clicking and writes a report; the tests below assert on it and check screenshot 
   console errors;
 - the lab workflows, queued from the page, finish and their images show on the page;
 - the schedule preview draws a non-blank curve that changes with the scheduler and steps;
+- the sweep viewer on the step sweep node shows a cell's NFE, time and distance on hover (the
+  numbers of the node's report) and a click copies the cell's settings onto a KSampler;
 - without the pack's preview route the page still works: no panel, no request, no error.
 Screenshots: test-artifacts/browser/ (git-ignored). Needs scripts/setup_browser.sh (test.sh runs it).
 """
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +34,8 @@ ARTIFACTS = os.path.join(ROOT, "test-artifacts", "browser")
 WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
 SERIES_RGB = (0x4F, 0xC3, 0xF7)  # LAB_THEME.series[0] in web/js/lab_widgets.js
 SD_SIGMA_MAX = 14.6146  # SD1.5 / SDXL scaled-linear table: sigma at t = 999
+SWEEP_CELL = 5  # lab_step_sweep.json: row dpmpp_2m, column steps 8
+SWEEP_KSAMPLER_BEFORE = {"sampler_name": "ddim", "scheduler": "simple", "steps": 77, "cfg": 1.5, "denoise": 0.5}
 
 
 def _name(path):
@@ -66,6 +71,7 @@ def run_browser(server_factory, tmp_dir):
         "preview": {"workflow": preview_wf, "scheduler_a": "karras", "scheduler_b": "lab_ays_sd15", "steps_c": 6,
                     "sigmas_nodes": ["SamplerLabAlignYourSteps", "BasicScheduler"]},
         "degrade": True,
+        "sweepViewer": {"workflow": "lab_step_sweep", "cell": SWEEP_CELL, "before": SWEEP_KSAMPLER_BEFORE},
     }
     with server_factory(os.path.join(tmp_dir, "comfy"), user_dir) as srv:
         config["url"] = srv.url
@@ -107,6 +113,7 @@ def _workflow(report, name):
 def test_app_starts_with_the_pack_extensions_and_no_errors(report):
     assert "IMPORT FAILED" not in report["server_log"]
     assert "Sampler Lab.SchedulePreview" in report["startup"]["extensions"]
+    assert "Sampler Lab.SweepViewer" in report["startup"]["extensions"]
     assert all(name.startswith("Sampler Lab.") for name in report["startup"]["extensions"])
     assert report["startup"]["console"] == [] and report["startup"]["pageErrors"] == []
 
@@ -178,6 +185,49 @@ def test_schedule_preview_on_sigmas_nodes(report):
     assert ays["ok"] and ays["scheduler"] == "SamplerLabAlignYourSteps"  # computed by the node's own code
     assert len(ays["sigmas"]) == 21 and ays["sigmas"][0] == pytest.approx(SD_SIGMA_MAX, abs=2e-3)
     assert basic["ok"] and basic["scheduler"] == "simple" and len(basic["sigmas"]) == 21
+
+
+def _number(pattern, text):
+    found = re.search(pattern, text)
+    assert found, f"{pattern!r} not in hover card:\n{text}"
+    return float(found.group(1))
+
+
+def test_sweep_viewer_hover_card_shows_the_reports_metrics(report):
+    sv = report["sweepViewer"]
+    assert sv and sv["ok"], sv
+    assert sv["point"]["onPanel"], "the cell's centre is not on the viewer canvas (covered or off screen)"
+    rep = sv["report"]
+    assert rep, "no report text in the workflow's outputs"
+    cell = next(c for c in rep["cells"] if c["index"] == SWEEP_CELL)
+    assert cell["status"] == "ok" and cell["params"]["sampler"] == "dpmpp_2m" and cell["params"]["steps"] == 8
+    card = sv["card"]
+    assert "dpmpp_2m" in card and "karras" in card and "steps 8" in card and "cfg 3" in card
+    assert _number(r"NFE (\d+)", card) == cell["nfe"]
+    assert _number(r"time ([0-9.e+-]+) s", card) == pytest.approx(cell["sample_s"], rel=1e-3)
+    assert _number(r"distance ([0-9.e+-]+)", card) == pytest.approx(cell["rel_rmse"], rel=1e-3)
+    assert "lab_rk4 x 48" in card
+    assert _number(r"PSNR ([0-9.]+) dB", card) == pytest.approx(cell["psnr"], abs=0.006)
+    assert _number(r"SSIM ([0-9.]+)", card) == pytest.approx(cell["ssim"], abs=6e-5)
+    hover = Image.open(os.path.join(ARTIFACTS, "sweep_viewer_hover.png"))
+    assert hover.size[0] > 0
+    panel = Image.open(os.path.join(ARTIFACTS, "sweep_viewer_panel.png")).convert("RGB")
+    assert panel.size[0] >= 200 and panel.size[1] >= 100, panel.size
+    colours = panel.quantize(64).getcolors(256)
+    assert len(colours) >= 16, "the viewer panel looks blank"      # cell images + labels, not one fill
+    assert sv["console"] == []
+
+
+def test_sweep_viewer_click_copies_a_cells_settings_to_a_ksampler(report):
+    sv = report["sweepViewer"]
+    assert sv and sv["ok"], sv
+    cell = next(c for c in sv["report"]["cells"] if c["index"] == SWEEP_CELL)["params"]
+    expected = {"sampler_name": cell["sampler"], "scheduler": cell["scheduler"], "steps": cell["steps"],
+                "cfg": cell["cfg"], "denoise": cell["denoise"]}
+    assert expected != SWEEP_KSAMPLER_BEFORE and all(expected[k] != v for k, v in SWEEP_KSAMPLER_BEFORE.items())
+    assert sv["copied"]["values"] == expected, sv["copied"]
+    assert sv["copied"]["lastCopy"] == {"cell": SWEEP_CELL, "target": sv["ksampler"],
+                                        "keys": ["sampler_name", "scheduler", "steps", "cfg", "denoise"]}
 
 
 def test_page_degrades_without_the_preview_route(report):

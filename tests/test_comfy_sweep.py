@@ -232,3 +232,49 @@ def test_controlnet_end_percent_axis(env):
     counts = {end: RecordingControl.active.count(end) for end in (0.3, 1.0)}
     assert counts[1.0] >= 8 and 0 < counts[0.3] < counts[1.0]       # ends early at 0.3, full run at 1.0
     assert ctl.timestep_percent_range == (0.0, 1.0)                   # the user's ControlNet is untouched
+
+
+def test_ui_payload_for_the_sweep_viewer_matches_the_report(env):
+    import comfy.model_patcher
+    model = lab_model().clone()
+
+    def fail_at_cfg5(args):                 # one failed row: the viewer must get it as a failed cell
+        if args["cond_scale"] == 5.0:
+            raise RuntimeError("fails at cfg 5")
+        return args["denoised"]
+    model.model_options = comfy.model_patcher.set_model_options_post_cfg_function(model.model_options, fail_at_cfg5)
+    out, rep = run(env, "t/viewer", model=model, x_values="3,5", y_axis="cfg", y_values="2,5", z_axis="sampler",
+                   z_values="euler,heun", reference_sampler="lab_rk4", reference_steps=6)
+    assert set(out["ui"]) == {"images", "sampler_lab_sweep"} and len(out["ui"]["sampler_lab_sweep"]) == 1
+    ui = out["ui"]["sampler_lab_sweep"][0]
+    json.dumps(ui, allow_nan=False)                              # goes over the websocket / into history
+    assert ui["images"] == out["ui"]["images"][:2] and [i["filename"] for i in ui["images"]] == ["grid_1.png", "grid_2.png"]
+    for img in ui["images"]:                                     # /view?filename=..&subfolder=..&type=output
+        assert os.path.isfile(os.path.join(env["out"], img["subfolder"], img["filename"]))
+    assert ui["shape"] == rep["shape"] == [2, 2, 2] and ui["cell_boxes"] == rep["grid"]["cell_boxes"]
+    assert ui["columns"] == ["steps 3", "steps 5"] and ui["axes"] == ["steps", "cfg", "sampler"]
+    assert ui["reference"] == {"sampler": "lab_rk4", "steps": 6} and ui["recommended_steps"] == rep["recommended_steps"]
+    assert len(ui["cells"]) == len(rep["cells"]) == 8
+    for cell, rec in zip(ui["cells"], rep["cells"]):
+        p = rec["params"]
+        assert (cell["index"], cell["grid"], cell["row"], cell["col"]) == (rec["index"], rec["grid"], rec["row"], rec["col"])
+        assert cell["settings"] == {"sampler_name": p["sampler"], "scheduler": "karras", "steps": p["steps"],
+                                    "cfg": p["cfg"], "denoise": 1.0, "seed": 3}
+        assert cell["status"] == rec["status"] == ("failed" if p["cfg"] == 5.0 else "ok")
+        if cell["status"] == "ok":
+            for k in ("nfe", "sample_s", "rel_rmse", "rmse", "psnr", "ssim"):
+                assert cell[k] == rec[k] and cell[k] is not None
+        else:
+            assert "fails at cfg 5" in cell["error"] and cell["nfe"] is None
+    assert {c["grid"] for c in ui["cells"] if c["settings"]["sampler_name"] == "heun"} == {1}
+
+
+def test_ui_payload_leaves_input_sampler_settings_out(env):
+    import comfy.samplers
+    model = lab_model()
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "karras", 4)
+    out, _ = run(env, "t/viewer_input", model=model, sampler=comfy.samplers.ksampler("euler"), sigmas=sigmas,
+                 x_values="2,4")
+    cells = out["ui"]["sampler_lab_sweep"][0]["cells"]
+    assert [c["settings"] for c in cells] == [{"steps": 2, "cfg": 3.0, "denoise": 1.0, "seed": 3},
+                                              {"steps": 4, "cfg": 3.0, "denoise": 1.0, "seed": 3}]

@@ -1,7 +1,8 @@
 // Browser driver for tests/test_browser.py (dev-only; run with node).
 //   node tests/browser/driver.mjs <config.json>
 // config: { url, playwrightCore, chromium, artifacts, results, workflows: [{path, name, lab}],
-//           queueTimeoutMs, preview: {workflow, scheduler_a, scheduler_b}, degrade: true }
+//           queueTimeoutMs, preview: {workflow, scheduler_a, scheduler_b}, degrade: true,
+//           sweepViewer: {workflow, cell, before: {widget: value}} }
 // Drives headless Debian Chromium through playwright-core against a running ComfyUI with the
 // pack, the way a user does (file input, queue button API), and writes a JSON report of what it
 // saw; the pytest side asserts on it and checks the screenshots' pixels.
@@ -26,7 +27,7 @@ function isNoise(entry) {
   return NOISE.some((re) => re.test(text));
 }
 
-const report = { startup: {}, workflows: [], preview: null, degrade: null, fatal: null, timings: {} };
+const report = { startup: {}, workflows: [], preview: null, degrade: null, sweepViewer: null, fatal: null, timings: {} };
 fs.mkdirSync(config.artifacts, { recursive: true });
 const shot = (name) => path.join(config.artifacts, name);
 const now = () => Date.now();
@@ -234,6 +235,89 @@ async function previewTest(page, log) {
   return { ok: true, nodeId, a, b, c, sigmasNodes, console: log.console.slice(mark).filter((e) => !isNoise(e)) };
 }
 
+async function sweepViewerTest(page, log, run) {
+  // The sweep result viewer on the Step Sweep node that just ran: hover a cell, read the card, click it.
+  const cfg = config.sweepViewer;
+  const mark = log.console.length;
+  const hist = await serverJSON(`/history/${run.prompt_id}`);
+  let report = null;
+  for (const out of Object.values(hist[run.prompt_id]?.outputs ?? {})) {
+    for (const text of out.text ?? []) {
+      try {
+        const parsed = JSON.parse(text);
+        if (Array.isArray(parsed?.cells)) report = parsed;
+      } catch {
+        // not the report
+      }
+    }
+  }
+  const nodeId = await page.evaluate(() => window.app.graph.nodes.find((n) => n.type === "SamplerLabStepSweep")?.id);
+  await page.waitForFunction((id) => {
+    const p = window.app.graph.getNodeById(id)?.sampler_lab_sweep_viewer;
+    return p && p.state.data && p.state.tiles.length > 0 && p.state.images.every((i) => !i || i.complete);
+  }, nodeId, { timeout: 20000 });
+  // a KSampler to copy onto (the workflow has none), with settings unlike every cell's
+  const ksId = await page.evaluate(({ id, before }) => {
+    const { app, LiteGraph } = window;
+    const sweep = app.graph.getNodeById(id);
+    const ks = LiteGraph.createNode("KSampler");
+    ks.pos = [sweep.pos[0] + sweep.size[0] + 60, sweep.pos[1]];
+    app.graph.add(ks);
+    for (const [k, v] of Object.entries(before)) ks.widgets.find((w) => w.name === k).value = v;
+    const canvas = app.canvas;
+    canvas.ds.scale = 1;
+    canvas.ds.offset = [-sweep.pos[0] + 140, -sweep.pos[1] + 60];  // clear of the sidebar
+    app.graph.setDirtyCanvas(true, true);
+    return ks.id;
+  }, { id: nodeId, before: cfg.before });
+  await page.waitForTimeout(400);
+  // bring the panel fully into view
+  await page.evaluate((id) => {
+    const { app } = window;
+    const r = app.graph.getNodeById(id).sampler_lab_sweep_viewer.canvas.getBoundingClientRect();
+    if (r.bottom > window.innerHeight - 20) app.canvas.ds.offset[1] -= r.bottom - window.innerHeight + 40;
+    app.graph.setDirtyCanvas(true, true);
+  }, nodeId);
+  await page.waitForTimeout(400);
+  const point = await page.evaluate(({ id, cell }) => {
+    const p = window.app.graph.getNodeById(id).sampler_lab_sweep_viewer;
+    p.redraw();
+    const pt = p.cellClientPoint(cell);
+    const hit = pt && document.elementFromPoint(pt.x, pt.y);
+    return pt && { ...pt, onPanel: hit === p.canvas };
+  }, { id: nodeId, cell: cfg.cell });
+  if (!point) return { ok: false, error: "no tile for the cell", report };
+  await page.mouse.move(point.x - 30, point.y - 30);
+  await page.mouse.move(point.x, point.y, { steps: 5 });
+  await page.waitForFunction((cell) => {
+    const card = document.querySelector(".sampler-lab-sweep-card");
+    return card && card.style.display !== "none" && card.dataset.cell === String(cell);
+  }, cfg.cell, { timeout: 10000 });
+  const card = await page.evaluate(() => document.querySelector(".sampler-lab-sweep-card").innerText);
+  await page.screenshot({ path: shot("sweep_viewer_hover.png") });
+  const rect = await page.evaluate((id) => {
+    const r = window.app.graph.getNodeById(id).sampler_lab_sweep_viewer.canvas.getBoundingClientRect();
+    return { x: r.x, y: r.y, width: r.width, height: r.height };
+  }, nodeId);
+  await page.screenshot({ path: shot("sweep_viewer_panel.png"), clip: { ...rect, width: Math.max(1, rect.width), height: Math.max(1, rect.height) } });
+  await page.selectOption("select.sampler-lab-sweep-target", String(ksId));
+  await page.mouse.click(point.x, point.y);
+  await page.waitForTimeout(300);
+  const copied = await page.evaluate(({ id, ks }) => {
+    const p = window.app.graph.getNodeById(id).sampler_lab_sweep_viewer;
+    const node = window.app.graph.getNodeById(ks);
+    const values = Object.fromEntries(["sampler_name", "scheduler", "steps", "cfg", "denoise"]
+      .map((k) => [k, node.widgets.find((w) => w.name === k).value]));
+    return { values, lastCopy: p.state.lastCopy, status: p.status.textContent };
+  }, { id: nodeId, ks: ksId });
+  await page.mouse.move(5, 5);
+  return { ok: true, cell: cfg.cell, point, card, copied, ksampler: ksId,
+    report: report && { recommended_steps: report.recommended_steps, reference: report.reference,
+      cells: report.cells.map((c) => ({ index: c.index, params: c.params, status: c.status, nfe: c.nfe,
+        sample_s: c.sample_s, rel_rmse: c.rel_rmse, psnr: c.psnr, ssim: c.ssim })) },
+    console: log.console.slice(mark).filter((e) => !isNoise(e)) };
+}
+
 async function degradeTest(browser) {
   // The pack's Python side without its route: the server advertises no feature flag and the path 404s.
   const { context, page, log } = await openPage(browser, {
@@ -278,6 +362,15 @@ async function main() {
         if (wf.lab) {
           item.run = await queueAndWait(page, config.queueTimeoutMs ?? 180000);
           if (item.run.ok) item.shown = await imagesShown(page);
+          if (item.run.ok && config.sweepViewer?.workflow === wf.name) {
+            const t1 = now();
+            try {
+              report.sweepViewer = await sweepViewerTest(page, log, item.run);
+            } catch (e) {
+              report.sweepViewer = { ok: false, error: String(e?.stack ?? e) };
+            }
+            report.timings.sweep_viewer_ms = now() - t1;
+          }
           await fitView(page);
           await page.screenshot({ path: shot(`${wf.name}_run.png`) });
         }
