@@ -52,6 +52,8 @@ def phi(k, z):
         for j in range(40):
             total += term
             term *= z / (j + k + 1)
+            if abs(term) < 1e-17 * abs(total):   # converged to double precision
+                break
         return total
     val = math.exp(z)
     for i in range(k):
@@ -142,8 +144,10 @@ def plms_core(model, x, sigmas, extra_args=None, callback=None, model_kind="ve",
             nodes = hist + [(lam_s, denoised)]
             w = exp_ab_weights([p[0] for p in nodes], lam_s, lam_t)
             a_t, b_t = _ab(model_kind, t)[:2]
-            acc = sum(wj * p[1] for wj, p in zip(w, nodes))
-            x = x * (b_t / _ab(model_kind, s)[1]) + acc * a_t
+            acc = nodes[0][1] * (w[0] * a_t)           # one new latent, the rest accumulates in place
+            for wj, p in zip(w[1:], nodes[1:]):
+                acc.add_(p[1], alpha=wj * a_t)
+            x = acc.add_(x, alpha=b_t / _ab(model_kind, s)[1])
         hist.append((lam_s, denoised))
     return x
 
