@@ -177,5 +177,6 @@ register(SamplerSpec(
     citation=_CITATION))
 register(SamplerSpec(
     name="lab_pndm", fn=sample_lab_pndm, family="plms", order=4, model_calls=1, warmup_calls=9,
+    nfe_rule=lambda steps: steps + 3 * min(3, max(steps - 1, 0)),  # the step to 0 is a plain denoise
     summary="PNDM: pseudo-RK4 warm-up (3 steps x 4 calls), then 4-step PLMS on the denoised",
     citation=_CITATION))

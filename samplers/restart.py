@@ -171,6 +171,6 @@ def sample_lab_restart(model, x, sigmas, extra_args=None, callback=None, disable
 
 register(SamplerSpec(
     name="lab_restart", fn=sample_lab_restart, family="restart", order=2, model_calls=2,
-    stochastic=True,
+    stochastic=True, warmup_calls=-1,  # the step to 0 is Euler; restart segments add restart_nfe()
     summary="Restart: Heun ODE + noise jumps t_min -> t_max re-solved (default [0.1, 2] VE sigma)",
     citation=_CITATION))

@@ -1,6 +1,6 @@
 """Sampler specs: what the registry, the bridge, the sweep and the tests know about a sampler."""
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,11 @@ class SamplerSpec:
     options: dict = field(default_factory=dict)  # fixed keyword options passed to fn
     warmup_calls: int = 0        # extra calls beyond model_calls * steps (e.g. a multistep warm-up)
     follows_schedule: bool = True  # steps land on the given sigmas (False: adaptive step control)
+    nfe_rule: Optional[Callable[[int], int]] = None  # exact calls for `steps` when not linear
 
     def nfe(self, steps):
-        """Model calls for a run of `steps` steps (the last step to sigma=0 may save calls: see fn docs)."""
+        """Model calls for a run of `steps` steps on a schedule ending at 0 (the last step to 0 may
+        save calls: see fn docs)."""
+        if self.nfe_rule is not None:
+            return int(self.nfe_rule(steps))
         return int(round(self.model_calls * steps)) + self.warmup_calls

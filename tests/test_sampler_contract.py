@@ -43,6 +43,20 @@ def test_contract(name, kind):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_spec_nfe_at_every_step_count(name):
+    """Counted calls equal SamplerSpec.nfe(steps) for 1..6 steps ending at 0 (restart: below the
+    10 steps where its default segments start; adaptive: within the budget)."""
+    spec = samplers.SAMPLERS[name]
+    for steps in range(1, 7):
+        sig = torch.cat([torch.exp(torch.linspace(2.0, -2.5, steps)), torch.zeros(1)])
+        _, _, calls, _ = run(name, "ve", sigmas=sig)
+        if spec.follows_schedule:
+            assert calls == spec.nfe(steps), (steps, calls, spec.nfe(steps))
+        else:
+            assert calls <= spec.nfe(steps)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_video_latents_low_precision_and_odd_schedules(name):
     out, _, _, x = run(name, "flow", shape=(1, 4, 3, 5, 7), dtype=torch.bfloat16)
     assert out.shape == x.shape and out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
