@@ -56,3 +56,24 @@ def test_budget_below_minimum_and_bad_name(env):
         node.optimize(model, pos, neg, latent, comfy.samplers.sampler_object("heun"), 3.0, 1, 40, 2, 0, 0, "")
     with pytest.raises(ValueError, match="save_as"):
         node.optimize(model, pos, neg, latent, comfy.samplers.sampler_object("euler"), 3.0, 4, 40, 2, 0, 0, "bad name!")
+
+
+def test_interrupt_during_optimizer_then_next_run_works(env):
+    import comfy.model_management as mm
+    model, pos, neg, latent, euler = setup()
+    calls = {"n": 0}
+
+    def interrupt_after_some_calls(args):
+        calls["n"] += 1
+        if calls["n"] == 20:
+            mm.interrupt_current_processing(True)
+        return args["denoised"]
+    interrupted = model.clone()
+    interrupted.set_model_sampler_post_cfg_function(interrupt_after_some_calls)
+    node = comfy_runtime.node("SamplerLabScheduleOptimizer")
+    with pytest.raises(mm.InterruptProcessingException):
+        node.optimize(interrupted, pos, neg, latent, euler, 3.0, 6, 24, 2, 2, 5, "")
+    assert not mm.processing_interrupted()          # the exception consumed the flag
+    assert not (env / "sampler_lab" / "schedules.json").exists()   # nothing half-done was saved
+    sigmas, report = node.optimize(model, pos, neg, latent, euler, 3.0, 6, 24, 2, 2, 5, "")
+    assert sigmas.shape == (7,) and not json.loads(report)["cached"]
