@@ -5,6 +5,7 @@ additively, idempotently), model_sampling lookups, and adapting pure pack code t
 Every entry point here is public and stable across ComfyUI 0.3.x .. 0.38.x
 (see README "What the pack touches").
 """
+import dataclasses
 import functools
 import logging
 
@@ -142,6 +143,17 @@ CORE_WITHOUT_CFG_PP = {"heun": (2, 2), "heunpp2": (3, 3), "lms": (4, 1), "ipndm"
                        "ipndm_v": (4, 1), "deis": (3, 1)}
 
 
+# Core stochastic samplers without a CFG++ form, served by the pack's own flow-correct solver of the
+# same method in CFG++ form (same algorithm; the noise comes from the pack's seeded generators).
+CORE_STOCHASTIC_CFG_PP = {
+    "dpmpp_2m_sde": ("lab_sde_dpmpp_2m_cfg_pp", {}),
+    "dpmpp_2m_sde_heun": ("lab_sde_dpmpp_2m_heun_cfg_pp", {}),
+    "dpmpp_3m_sde": ("lab_sde_dpmpp_3m_cfg_pp", {}),
+    "ddpm": ("lab_ancestral_euler_cfg_pp", {"eta": 1.0}),
+    "lcm": ("lab_tcd_cfg_pp", {"gamma": 1.0}),   # LCM multistep = TCD with gamma 1
+}
+
+
 def _core_as_pure(core_fn):
     def fn(model, x, sigmas, extra_args=None, callback=None, disable=None, model_kind="ve", **options):
         return core_fn(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable, **options)
@@ -160,6 +172,12 @@ def cfg_pp_specs(pack_specs):
                                order=spec.order, model_calls=spec.model_calls, flow_safe=spec.flow_safe,
                                cfg_pp=True, summary="CFG++ form of " + spec.name, citation="arXiv:2406.08070",
                                options=spec.options, warmup_calls=spec.warmup_calls))
+    by_name = {spec.name: spec for spec in pack_specs}
+    for name, (pack_name, options) in CORE_STOCHASTIC_CFG_PP.items():
+        base = by_name.get(pack_name)
+        if base is not None:
+            out.append(dataclasses.replace(base, name=name + "_cfg_pp", options={**base.options, **options},
+                                           summary=f"CFG++ form of ComfyUI's {name} (pack solver {pack_name})"))
     for name, (order, calls) in CORE_WITHOUT_CFG_PP.items():
         core_fn = getattr(k_sampling, "sample_" + name, None)
         if core_fn is None or hasattr(core_fn, MARK):
