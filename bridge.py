@@ -152,6 +152,7 @@ CORE_STOCHASTIC_CFG_PP = {
     "ddpm": ("lab_ancestral_euler_cfg_pp", {"eta": 1.0}),
     "lcm": ("lab_tcd_cfg_pp", {"gamma": 1.0}),   # LCM multistep = TCD with gamma 1
 }
+CORE_STOCHASTIC_CFG_PP.update({k + "_gpu": v for k, v in list(CORE_STOCHASTIC_CFG_PP.items()) if "sde" in k})
 
 
 def _core_as_pure(core_fn):

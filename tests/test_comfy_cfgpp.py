@@ -68,6 +68,7 @@ def test_every_cfg_pp_variant_equals_its_base_when_guidance_is_a_no_op(pack, par
     stochastic_core = {"dpmpp_2m_sde_cfg_pp": "lab_sde_dpmpp_2m", "dpmpp_2m_sde_heun_cfg_pp": "lab_sde_dpmpp_2m_heun",
                        "dpmpp_3m_sde_cfg_pp": "lab_sde_dpmpp_3m", "ddpm_cfg_pp": "lab_ancestral_euler",
                        "lcm_cfg_pp": "lab_tcd"}
+    stochastic_core.update({k.replace("_cfg_pp", "_gpu_cfg_pp"): v for k, v in stochastic_core.items() if "sde" in k})
     for name in names:
         assert name in comfy.samplers.SAMPLER_NAMES
         base = name[: -len("_cfg_pp")]
