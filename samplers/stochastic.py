@@ -102,9 +102,17 @@ def sample_lab_ancestral_euler(model, x, sigmas, extra_args=None, callback=None,
     """Ancestral Euler (DDIM-eta, Song et al. 2021 Eq. 12; Ho et al. 2020 Eq. 7 at eta = 1),
     right for VE and flow. Order 1, 1 model call per step. eta = 0 is DDIM = Euler.
     uncond (the bridge passes it for the _cfg_pp entry): CFG++ re-noising with eps_u."""
-    extra_args = {} if extra_args is None else extra_args
     eta = check_option("eta", eta, 0.0)
     s_noise = check_option("s_noise", s_noise, 0.0)
+    return renoise_loop(model, x, sigmas, extra_args, callback, model_kind,
+                        lambda s, s_n: ancestral_rho(model_kind, s, s_n, eta), noise_sampler, s_noise, uncond)
+
+
+def renoise_loop(model, x, sigmas, extra_args, callback, model_kind, rho_fn, noise_sampler=None, s_noise=1.0,
+                 uncond=None):
+    """One model call per step, then renoise_step with rho_fn(sigma, sigma_next) (ancestral Euler, TCD).
+    Noise: seeded Gaussian stream from extra_args["seed"] unless noise_sampler is given."""
+    extra_args = {} if extra_args is None else extra_args
     sig = sigma_list(sigmas, model_kind)
     noise = noise_sampler or noise_sampler_for("gaussian", x, extra_args, model_kind)
     for i in range(len(sig) - 1):
@@ -113,8 +121,8 @@ def sample_lab_ancestral_euler(model, x, sigmas, extra_args=None, callback=None,
         s, s_n = sig[i], sig[i + 1]
         if s_n == s:
             continue
-        rho = ancestral_rho(model_kind, s, s_n, eta)
-        x = renoise_step(x, denoised, model_kind, s, s_n, rho, noise, s_noise, uncond() if uncond else None)
+        x = renoise_step(x, denoised, model_kind, s, s_n, rho_fn(s, s_n), noise, s_noise,
+                         uncond() if uncond else None)
     return x
 
 

@@ -23,11 +23,10 @@ import math
 
 import torch
 
-from .common import alpha_beta, batch_sigma, report
-from .noise import noise_sampler_for
+from .common import alpha_beta
 from .registry import register
 from .spec import SamplerSpec
-from .stochastic import check_option, renoise_step, sigma_list
+from .stochastic import check_option, renoise_loop
 
 
 def tcd_rho(model_kind, sigma_next, gamma):
@@ -47,19 +46,9 @@ def sample_lab_tcd(model, x, sigmas, extra_args=None, callback=None, disable=Non
     """TCD strategic stochastic sampling (Zheng et al. 2024, Alg. 4: tau_n' = (1 - gamma) tau_n,
     here in sigma). Order 1 (gamma = 0: DDIM), 1 model call per step.
     Noise: seeded Gaussian stream from extra_args["seed"]."""
-    extra_args = {} if extra_args is None else extra_args
     gamma = check_option("gamma", gamma, 0.0, 1.0)
-    sig = sigma_list(sigmas, model_kind)
-    noise = noise_sampler or noise_sampler_for("gaussian", x, extra_args, model_kind)
-    for i in range(len(sig) - 1):
-        denoised = model(x, batch_sigma(x, sigmas[i]), **extra_args)
-        report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        s, s_n = sig[i], sig[i + 1]
-        if s_n == s:
-            continue
-        x = renoise_step(x, denoised, model_kind, s, s_n, tcd_rho(model_kind, s_n, gamma), noise,
-                         uncond=uncond() if uncond else None)  # CFG++ form when the bridge passes uncond
-    return x
+    return renoise_loop(model, x, sigmas, extra_args, callback, model_kind,
+                        lambda s, s_n: tcd_rho(model_kind, s_n, gamma), noise_sampler, uncond=uncond)
 
 
 register(SamplerSpec(
