@@ -12,8 +12,11 @@ def main():
     print("| sampler | order | model calls / step | stochastic | flow-safe | CFG++ form | what |")
     print("|---|---|---|---|---|---|---|")
     for name, s in sorted(samplers.SAMPLERS.items(), key=lambda kv: (kv[1].family, kv[0])):
+        if s.cfg_pp:
+            continue  # listed in its base's row
         calls = f"{s.model_calls:g}" + (" (adaptive)" if not s.follows_schedule else "")
-        cfgpp = "" if s.stochastic or not s.follows_schedule else f"`{name}_cfg_pp`"
+        has_form = name + "_cfg_pp" in samplers.SAMPLERS or (not s.stochastic and s.follows_schedule)
+        cfgpp = f"`{name}_cfg_pp`" if has_form else ""
         print(f"| `{name}` | {s.order} | {calls} | {'yes' if s.stochastic else ''} | "
               f"{'yes' if s.flow_safe else 'no'} | {cfgpp} | {s.summary.split(';')[0]} |")
     print()
