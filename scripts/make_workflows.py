@@ -213,6 +213,159 @@ def model_sdxl_turbo_trailing():
     return g
 
 
+# --- real-model sweep recipes (the seeds' decision table): SDXL, Flux dev, ControlNet, preview vs final ---
+OUTPUTS.update({
+    "FluxGuidance": [("CONDITIONING", "CONDITIONING")],
+    "EmptySD3LatentImage": [("LATENT", "LATENT")],
+    "LoadImage": [("IMAGE", "IMAGE"), ("MASK", "MASK")],
+    "Canny": [("IMAGE", "IMAGE")],
+    "ControlNetLoader": [("CONTROL_NET", "CONTROL_NET")],
+    "ControlNetApplyAdvanced": [("positive", "CONDITIONING"), ("negative", "CONDITIONING")],
+})
+
+
+def recipe_sweep(g, model, latent, pos, neg, vae, pos_xy, title, prefix, *, steps, cfg, sampler, scheduler,
+                 x_axis, x_values, y_axis, y_values, reference_sampler, reference_steps, tolerance=0.02,
+                 cell_size=384, outputs_x=None, outputs_y=0):
+    """A Step Sweep wired to a real model, its VAE (image-space PSNR/SSIM), grid + chart SaveImage and the
+    recommended steps. Widget order = SamplerLabStepSweep.INPUT_TYPES (seed is followed by its control value)."""
+    x, y = pos_xy
+    sweep = g.add("SamplerLabStepSweep",
+                  [42, "fixed", steps, cfg, sampler, scheduler, 1.0, x_axis, x_values, y_axis, y_values, "none", "",
+                   False, reference_sampler, reference_steps, tolerance, 64, cell_size, prefix],
+                  (x, y), size=(380, 640), title=title,
+                  inputs=[("model", "MODEL", (model, 0)), ("latent_image", "LATENT", (latent, 0)),
+                          ("positive", "CONDITIONING", pos), ("negative", "CONDITIONING", neg),
+                          ("vae", "VAE", vae)])
+    ox = x + 420 if outputs_x is None else outputs_x
+    oy = y + outputs_y
+    g.add("SaveImage", [prefix + "_grid"], (ox, oy), inputs=[("images", "IMAGE", (sweep, 0))], size=(520, 560),
+          title=title.split(":")[0] + ": grid")
+    g.add("SaveImage", [prefix + "_chart"], (ox + 540, oy), inputs=[("images", "IMAGE", (sweep, 2))],
+          size=(620, 360), title=title.split(":")[0] + ": chart")
+    g.add("PreviewAny", [], (ox + 540, oy + 400), inputs=[("source", "INT", (sweep, 4))], size=(300, 120),
+          title=title.split(":")[0] + ": recommended steps")
+    return sweep
+
+
+def model_sdxl_step_sweep():
+    """SDXL base 20-28 steps: DPM++ 2M Karras (the community default) against two pack samplers."""
+    g = Graph()
+    ckpt, pos, neg, latent = real_model_front(g, "sd_xl_base_1.0.safetensors", 1024, 1024,
+                                              "a cinematic photo of an old fisherman mending a net on a wooden pier, "
+                                              "golden hour, detailed")
+    recipe_sweep(g, ckpt, latent, (pos, 0), (neg, 0), (ckpt, 2), (400, 0), "SDXL sweep: steps x sampler",
+                 "sampler_lab/sdxl_step_sweep", steps=25, cfg=6.5, sampler="dpmpp_2m", scheduler="karras",
+                 x_axis="steps", x_values="20,24,28", y_axis="sampler",
+                 y_values="dpmpp_2m, lab_dpmpp2m_unic, lab_plms_unic", reference_sampler="lab_rk4", reference_steps=48)
+    g.note("Sampler Lab - SDXL: 20-28 steps, DPM++ 2M Karras vs pack samplers\n\n"
+           "Needs models/checkpoints/sd_xl_base_1.0.safetensors (the standard SDXL base file; pick yours in the "
+           "loader). 1024x1024, cfg 6.5, karras, seed 42 - the decision table's SDXL default (20-28 steps, DPM++ 2M "
+           "Karras).\n\n"
+           "Columns: 20, 24, 28 steps. Rows: dpmpp_2m (core), lab_dpmpp2m_unic (DPM++(2M) + UniC corrector) and "
+           "lab_plms_unic (PLMS + UniC); all three cost 1 model call per step (x2 with CFG). Reference: lab_rk4, 48 "
+           "steps, same seed. The checkpoint's VAE is connected, so every cell also gets PSNR/SSIM in image space.\n\n"
+           "Look at: d (distance to the reference) under each cell and the chart - the row whose d is lowest at 20 "
+           "steps reaches a given quality soonest; 'recommended steps' is the fewest steps within tolerance (2%). If "
+           "the pack rows at 20 steps match dpmpp_2m at 28, that is 8 steps saved per image. 9 cells + 1 reference "
+           "take a few minutes on a recent GPU; an interrupted sweep resumes where it stopped.",
+           (0, 640), size=(380, 460))
+    return g
+
+
+def model_flux_cfgpp_sweep():
+    """Flux dev 25-30 steps, flow-matching euler with CFG++ off and on."""
+    g = Graph()
+    ckpt = g.add("CheckpointLoaderSimple", ["flux1-dev-fp8.safetensors"], (0, 0), size=(340, 100))
+    pos = g.add("CLIPTextEncode", ["a red vintage bicycle leaning against a blue door, morning light, photo"],
+                (0, 150), inputs=[("clip", "CLIP", (ckpt, 1))], size=(340, 130), title="Positive prompt")
+    guided = g.add("FluxGuidance", [3.5], (0, 320), inputs=[("conditioning", "CONDITIONING", (pos, 0))],
+                   size=(340, 80), title="FluxGuidance (distilled guidance 3.5)")
+    neg = g.add("CLIPTextEncode", ["blurry, low quality, watermark"], (0, 440), inputs=[("clip", "CLIP", (ckpt, 1))],
+                size=(340, 110), title="Negative prompt (used by CFG++ only)")
+    latent = g.add("EmptySD3LatentImage", [1024, 1024, 1], (0, 590), size=(340, 110))
+    recipe_sweep(g, ckpt, latent, (guided, 0), (neg, 0), (ckpt, 2), (400, 0), "Flux dev sweep: steps x CFG++",
+                 "sampler_lab/flux_cfgpp_sweep", steps=28, cfg=1.0, sampler="euler", scheduler="simple",
+                 x_axis="steps", x_values="25,28,30", y_axis="sampler", y_values="euler, euler_cfg_pp",
+                 reference_sampler="dpmpp_2m", reference_steps=60, tolerance=0.03)
+    g.note("Sampler Lab - Flux dev: 25-30 steps, CFG++ off and on\n\n"
+           "Needs models/checkpoints/flux1-dev-fp8.safetensors (Comfy-Org's all-in-one Flux dev file: model, "
+           "text encoders and VAE). With the split files instead (flux1-dev.safetensors, t5xxl_fp16 + clip_l, "
+           "ae.safetensors), replace the loader by UNETLoader + DualCLIPLoader (type flux) + VAELoader. "
+           "1024x1024, scheduler simple, FluxGuidance 3.5 - the decision table's Flux dev default (25-30 steps, "
+           "flow-matching euler).\n\n"
+           "Columns: 25, 28, 30 steps. Rows: euler (CFG++ off: cfg 1.0, Flux's distilled guidance only, 1 model call "
+           "per step) and euler_cfg_pp (CFG++ on, Chung et al. 2024, arXiv:2406.08070: at scale 1.0 it steps with "
+           "the guided estimate but re-noises with the negative prompt's estimate, 2 model calls per step - the "
+           "counted calls under each cell show it).\n\n"
+           "Look at: the two rows side by side - what CFG++ changes in detail, contrast and prompt adherence, and "
+           "whether that is worth twice the calls per step. d is measured against a plain "
+           "(CFG++ off) dpmpp_2m 60-step reference, so for the euler row it is step error and for the CFG++ row it "
+           "is mostly how far CFG++ moves the image: compare the CFG++ row across columns (does it stop changing by "
+           "25?). To try the pack's form, set the rows to lab_sde_dpmpp_2m, lab_sde_dpmpp_2m_cfg_pp (stochastic: "
+           "their d never reaches 0).", (0, 740), size=(380, 600))
+    return g
+
+
+def model_controlnet_end_sweep():
+    """SD1.5 + Canny ControlNet: where to stop the ControlNet (end percent) x steps."""
+    g = Graph()
+    ckpt, pos, neg, latent = real_model_front(g, "v1-5-pruned-emaonly.safetensors", 512, 512,
+                                              "a cozy living room, warm lamp light, photo, detailed")
+    image = g.add("LoadImage", ["example.png", "image"], (0, 640), size=(340, 360))
+    canny = g.add("Canny", [0.4, 0.8], (400, 640), inputs=[("image", "IMAGE", (image, 0))], size=(300, 90))
+    cnet = g.add("ControlNetLoader", ["control_v11p_sd15_canny.pth"], (400, 780), size=(340, 80))
+    apply = g.add("ControlNetApplyAdvanced", [0.9, 0.0, 1.0], (400, 900),
+                  inputs=[("positive", "CONDITIONING", (pos, 0)), ("negative", "CONDITIONING", (neg, 0)),
+                          ("control_net", "CONTROL_NET", (cnet, 0)), ("image", "IMAGE", (canny, 0))],
+                  size=(320, 190), title="Apply ControlNet (end swept)")
+    recipe_sweep(g, ckpt, latent, (apply, 0), (apply, 1), (ckpt, 2), (780, 0), "ControlNet sweep: end x steps",
+                 "sampler_lab/controlnet_end_sweep", steps=25, cfg=7.0, sampler="dpmpp_2m", scheduler="karras",
+                 x_axis="controlnet_end", x_values="0.3,0.5,0.7,1.0", y_axis="steps", y_values="15,25",
+                 reference_sampler="lab_rk4", reference_steps=48, cell_size=320)
+    g.note("Sampler Lab - ControlNet: end percent x steps\n\n"
+           "Needs models/checkpoints/v1-5-pruned-emaonly.safetensors and models/controlnet/control_v11p_sd15_canny.pth "
+           "(the standard SD1.5 and canny ControlNet 1.1 files); the control image is ComfyUI's input/example.png "
+           "(load your own).\n\n"
+           "Columns: controlnet_end 0.3, 0.5, 0.7, 1.0 - the sweep sets the end percent of every ControlNet on the "
+           "conditioning (the Apply node's own end_percent is replaced; strength 0.9, start 0.0 stay). Rows: 15 and "
+           "25 steps, dpmpp_2m karras, cfg 7, seed 42. Each end value gets its own reference (lab_rk4, 48 steps).\n\n"
+           "Look at: how early the ControlNet can stop while the canny edges still hold - the decision table's 0.7 "
+           "keeps the layout and frees the last 30% of steps for texture; 0.3 usually loses the structure. Then the "
+           "rows: whether 15 steps already matches 25 at your chosen end (d under each cell, chart).",
+           (0, 1040), size=(380, 420))
+    return g
+
+
+def model_preview_vs_final_sweep():
+    """Preview vs final: the fewest steps whose composition matches the final render, per seed."""
+    g = Graph()
+    ckpt, pos, neg, latent = real_model_front(g, "v1-5-pruned-emaonly.safetensors", 512, 512,
+                                              "a watercolor painting of a mountain village by a lake")
+    recipe_sweep(g, ckpt, latent, (pos, 0), (neg, 0), (ckpt, 2), (400, 0), "Preview sweep: 6-12 steps x seed",
+                 "sampler_lab/preview_sweep", steps=8, cfg=7.0, sampler="dpmpp_2m", scheduler="karras",
+                 x_axis="steps", x_values="6,8,12", y_axis="seed", y_values="42,43,44",
+                 reference_sampler="dpmpp_2m", reference_steps=32, tolerance=0.1, cell_size=256)
+    recipe_sweep(g, ckpt, latent, (pos, 0), (neg, 0), (ckpt, 2), (400, 700), "Final sweep: 24-32 steps x seed",
+                 "sampler_lab/final_sweep", steps=32, cfg=7.0, sampler="dpmpp_2m", scheduler="karras",
+                 x_axis="steps", x_values="24,32", y_axis="seed", y_values="42,43,44",
+                 reference_sampler="lab_rk4", reference_steps=48, cell_size=256)
+    g.note("Sampler Lab - preview vs final\n\n"
+           "Needs models/checkpoints/v1-5-pruned-emaonly.safetensors (the standard SD1.5 file; an SDXL checkpoint "
+           "works too at 1024x1024).\n\n"
+           "The idea: explore prompts and seeds with cheap previews, then render only the keepers at final quality - "
+           "which works only if a preview's composition matches the final. Both sweeps use the same seeds (42, 43, "
+           "44 = rows), dpmpp_2m karras, cfg 7.\n"
+           "- Top, preview: 6, 8, 12 steps. Its reference is dpmpp_2m at 32 steps, i.e. exactly the final render, so "
+           "d = how far each preview is from its final; tolerance 0.1 (10%) is 'same composition, less detail', and "
+           "'recommended steps' is the cheapest preview count that stays within it for every seed.\n"
+           "- Bottom, final: 24 and 32 steps against a lab_rk4 48-step reference: is 24 already final quality?\n\n"
+           "Look at: each row of the preview grid next to the same row of the final grid - layout, pose and colours "
+           "should already agree at the recommended preview steps. Tighten the tolerance if details matter.",
+           (0, 640), size=(380, 520))
+    return g
+
+
 def main(pack_sampler="lab_dpmpp2m_unic", pack_scheduler="lab_ays_sd15"):
     os.makedirs(os.path.join(ROOT, "workflows"), exist_ok=True)
     lab_first_run(pack_sampler, pack_scheduler).dump(os.path.join(ROOT, "workflows", "lab_first_run.json"))
@@ -220,6 +373,10 @@ def main(pack_sampler="lab_dpmpp2m_unic", pack_scheduler="lab_ays_sd15"):
     lab_cfg_vs_cfgpp().dump(os.path.join(ROOT, "workflows", "lab_cfg_vs_cfgpp.json"))
     model_sd15_ays().dump(os.path.join(ROOT, "workflows", "model_sd15_ays.json"))
     model_sdxl_turbo_trailing().dump(os.path.join(ROOT, "workflows", "model_sdxl_turbo_trailing.json"))
+    model_sdxl_step_sweep().dump(os.path.join(ROOT, "workflows", "model_sdxl_step_sweep.json"))
+    model_flux_cfgpp_sweep().dump(os.path.join(ROOT, "workflows", "model_flux_cfgpp_sweep.json"))
+    model_controlnet_end_sweep().dump(os.path.join(ROOT, "workflows", "model_controlnet_end_sweep.json"))
+    model_preview_vs_final_sweep().dump(os.path.join(ROOT, "workflows", "model_preview_vs_final_sweep.json"))
 
 
 if __name__ == "__main__":
