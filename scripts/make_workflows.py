@@ -366,8 +366,78 @@ def model_preview_vs_final_sweep():
     return g
 
 
+# --- lab shoot-out at equal NFE and the schedule optimizer on the lab model -----------------------
+OUTPUTS.update({
+    "KSamplerSelect": [("SAMPLER", "SAMPLER")],
+    "BasicScheduler": [("SIGMAS", "SIGMAS")],
+    "SamplerCustom": [("output", "LATENT"), ("denoised_output", "LATENT")],
+    "SamplerLabScheduleOptimizer": [("sigmas", "SIGMAS"), ("report", "STRING")],
+    "SamplerLabPlotSigmas": [("IMAGE", "IMAGE")],
+})
+
+
+def lab_equal_nfe_shootout():
+    """Samplers compared at the same number of model calls (equal_cost on) on the lab model."""
+    g = Graph()
+    model, cond, latent = lab_front(g, batch=1)
+    sweep = g.add("SamplerLabStepSweep",
+                  [42, "fixed", 20, 3.0, "euler", "karras", 1.0,
+                   "steps", "8,12,16,24", "sampler", "euler, heun, dpmpp_2m, lab_rk4, lab_dpmpp2m_unic, lab_plms_unic",
+                   "none", "", True, "lab_rk4", 48, 0.02, 64, 256, "sampler_lab/equal_nfe"],
+                  (380, 0), size=(380, 640), title="Step Sweep: model calls x sampler (equal cost)",
+                  inputs=[("model", "MODEL", (model, 0)), ("latent_image", "LATENT", (latent, 0)),
+                          ("positive", "CONDITIONING", (cond, 0)), ("negative", "CONDITIONING", (cond, 1))])
+    g.add("SaveImage", ["sampler_lab/equal_nfe_grid"], (800, 0), inputs=[("images", "IMAGE", (sweep, 0))],
+          size=(520, 700), title="Grid")
+    g.add("SaveImage", ["sampler_lab/equal_nfe_chart"], (1340, 0), inputs=[("images", "IMAGE", (sweep, 2))],
+          size=(620, 360), title="Chart")
+    g.note("Sampler Lab - shoot-out at equal cost (no checkpoint needed)\n\n"
+           "equal_cost is on, so the columns are model-call budgets (8, 12, 16, 24), not steps: heun gets half "
+           "the steps of euler and lab_rk4 a quarter, and every cell's calls are counted while it runs.\n\n"
+           "Look at: which row reaches the reference (lab_rk4, 48 steps) with the fewest calls; the chart's "
+           "distance-vs-NFE panel. On this exact model the multistep samplers with a corrector (lab_dpmpp2m_unic, "
+           "lab_plms_unic) and dpmpp_2m usually win at low budgets; high-order single-step RK needs more calls.",
+           (0, 620), size=(360, 360))
+    return g
+
+
+def lab_schedule_optimizer():
+    """A schedule fitted to the lab model and euler, compared with Karras, sampled with SamplerCustom."""
+    g = Graph()
+    model, cond, latent = lab_front(g, batch=4)
+    select = g.add("KSamplerSelect", ["euler"], (380, 0), size=(300, 60))
+    opt = g.add("SamplerLabScheduleOptimizer", [3.0, 8, 48, 8, 8, 0, "fixed", ""], (380, 110), size=(340, 330),
+                inputs=[("model", "MODEL", (model, 0)), ("positive", "CONDITIONING", (cond, 0)),
+                        ("negative", "CONDITIONING", (cond, 1)), ("latent_image", "LATENT", (latent, 0)),
+                        ("sampler", "SAMPLER", (select, 0))])
+    karras = g.add("BasicScheduler", ["karras", 8, 1.0], (380, 480), size=(300, 110),
+                   inputs=[("model", "MODEL", (model, 0))])
+    g.add("PreviewAny", [], (760, 420), inputs=[("source", "STRING", (opt, 1))], size=(420, 320),
+          title="Optimizer report (errors on evaluation noises)")
+    plot = g.add("SamplerLabPlotSigmas", ["optimised, karras", True, 768, 432, "8 steps for euler on the lab model"],
+                 (760, 0), size=(340, 200), inputs=[("sigmas", "SIGMAS", (opt, 0)), ("sigmas_2", "SIGMAS", (karras, 0))])
+    g.add("SaveImage", ["sampler_lab/optimizer_schedules"], (1120, 0), inputs=[("images", "IMAGE", (plot, 0))],
+          size=(420, 300), title="Schedules")
+    run = g.add("SamplerCustom", [True, 42, "fixed", 3.0], (760, 780), size=(320, 240),
+                inputs=[("model", "MODEL", (model, 0)), ("positive", "CONDITIONING", (cond, 0)),
+                        ("negative", "CONDITIONING", (cond, 1)), ("sampler", "SAMPLER", (select, 0)),
+                        ("sigmas", "SIGMAS", (opt, 0)), ("latent_image", "LATENT", (latent, 0))])
+    dec = g.add("SamplerLabDecode", [], (1120, 780), inputs=[("samples", "LATENT", (run, 0))], size=(220, 60))
+    g.add("SaveImage", ["sampler_lab/optimizer_samples"], (1360, 780), inputs=[("images", "IMAGE", (dec, 0))],
+          size=(300, 300))
+    g.note("Sampler Lab - schedule optimizer (no checkpoint needed)\n\n"
+           "The optimizer traces the exact sampling path of THIS model, prompt and latent size on a fine grid, "
+           "picks 8 steps for euler by dynamic programming and refines them on euler's real error, then scores "
+           "the result against Karras on different noises (the report: rmse_optimised vs rmse_karras).\n\n"
+           "Type a name in save_as and queue: the schedule appears as lab_opt_<name> in every scheduler "
+           "dropdown. Running again with the same settings reuses the saved result at once.", (0, 620), size=(360, 300))
+    return g
+
+
 def main(pack_sampler="lab_dpmpp2m_unic", pack_scheduler="lab_ays_sd15"):
     os.makedirs(os.path.join(ROOT, "workflows"), exist_ok=True)
+    lab_equal_nfe_shootout().dump(os.path.join(ROOT, "workflows", "lab_equal_nfe_shootout.json"))
+    lab_schedule_optimizer().dump(os.path.join(ROOT, "workflows", "lab_schedule_optimizer.json"))
     lab_first_run(pack_sampler, pack_scheduler).dump(os.path.join(ROOT, "workflows", "lab_first_run.json"))
     lab_step_sweep().dump(os.path.join(ROOT, "workflows", "lab_step_sweep.json"))
     lab_cfg_vs_cfgpp().dump(os.path.join(ROOT, "workflows", "lab_cfg_vs_cfgpp.json"))
