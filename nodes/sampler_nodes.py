@@ -30,6 +30,12 @@ def ksampler(base_name, options=None, cfg_pp=False, fn=None):
     return comfy.samplers.KSAMPLER(bridge.adapt_sampler(spec))
 
 
+class _SamplerNode:
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "get_sampler"
+
+
 def _spec_named(options, tableau):
     for spec in SAMPLERS.values():
         if spec.options.get("tableau") == tableau and spec.family == options:
@@ -37,12 +43,9 @@ def _spec_named(options, tableau):
     raise ValueError(f"no pack sampler uses tableau {tableau!r}")
 
 
-class SamplerLabRungeKutta:
+class SamplerLabRungeKutta(_SamplerNode):
     DESCRIPTION = ("Explicit Runge-Kutta from a Butcher tableau, in the exponential-integrator (data-prediction) "
                    "variable. Higher order = fewer steps for the same accuracy, at stages model calls per step.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -55,12 +58,9 @@ class SamplerLabRungeKutta:
         return (ksampler(_spec_named("rk_explicit", tableau), {"tableau": tableau}, cfg_pp),)
 
 
-class SamplerLabAdaptiveRK:
+class SamplerLabAdaptiveRK(_SamplerNode):
     DESCRIPTION = ("Adaptive step size with an embedded RK pair: the schedule's first and last sigma are kept, the steps "
                    "in between are chosen by the error estimate, and a hard budget caps the model calls.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -84,12 +84,9 @@ class SamplerLabAdaptiveRK:
         return (ksampler(name, opts, fn=functools.wraps(base)(run)),)
 
 
-class SamplerLabImplicitRK:
+class SamplerLabImplicitRK(_SamplerNode):
     DESCRIPTION = ("Implicit Runge-Kutta (Gauss-Legendre, Radau IIA) solved by fixed-point iteration: very accurate "
                    "per step; costs 1 + stages x iterations model calls per step.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -103,12 +100,9 @@ class SamplerLabImplicitRK:
         return (ksampler(_spec_named("rk_implicit", tableau), opts, cfg_pp),)
 
 
-class SamplerLabUniC:
+class SamplerLabUniC(_SamplerNode):
     DESCRIPTION = ("Adds UniPC's corrector (UniC, Zhao et al. 2023) after every step of ANY sampler, reusing the next "
                    "model evaluation: one order more accuracy for no extra model calls.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -129,12 +123,9 @@ class SamplerLabUniC:
         return (comfy.samplers.KSAMPLER(bridge.adapt_sampler(spec), inpaint_options=getattr(sampler, "inpaint_options", {})),)
 
 
-class SamplerLabRestart:
+class SamplerLabRestart(_SamplerNode):
     DESCRIPTION = ("Restart sampling (Xu et al. 2023): Heun ODE steps, plus segments where noise is added back and the "
                    "segment is re-solved, which contracts accumulated errors.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -151,11 +142,8 @@ class SamplerLabRestart:
         return (ksampler("lab_restart", {"segments": text}),)
 
 
-class SamplerLabTCD:
+class SamplerLabTCD(_SamplerNode):
     DESCRIPTION = "TCD strategic stochastic sampling (Zheng et al. 2024) for TCD LoRAs and distilled models."
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -171,12 +159,9 @@ _STOCHASTIC = {"ancestral_euler": "lab_ancestral_euler", "sde_dpmpp_2m": "lab_sd
                "sde_dpmpp_2m_heun": "lab_sde_dpmpp_2m_heun", "sde_dpmpp_3m": "lab_sde_dpmpp_3m"}
 
 
-class SamplerLabStochastic:
+class SamplerLabStochastic(_SamplerNode):
     DESCRIPTION = ("Ancestral / SDE samplers whose noise injection is right for flow models (SD3, Flux, Wan) as well "
                    "as eps and v models. Noise comes from the seed; SDE forms use Brownian noise (stable across steps).")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("SAMPLER",)
-    FUNCTION = "get_sampler"
 
     @classmethod
     def INPUT_TYPES(cls):
