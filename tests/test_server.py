@@ -68,3 +68,14 @@ def test_lab_workflow_runs_through_the_api(server, path):
     assert files, "the workflow saved no images"
     for typ, sub, name in files:
         assert os.path.isfile(os.path.join(server.out_dir, "output" if typ == "output" else typ, sub, name))
+
+
+def test_workflows_listed_in_the_templates_browser(server):
+    """ComfyUI lists the pack's workflows/ under the pack and serves each file."""
+    import urllib.request
+    listing = wt.http_json(server.url + "/workflow_templates")
+    names = listing.get("comfyui-sampler-lab")
+    expected = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(ROOT, "workflows", "*.json")))
+    assert names is not None and sorted(names) == expected
+    with urllib.request.urlopen(server.url + "/api/workflow_templates/comfyui-sampler-lab/lab_step_sweep.json") as r:
+        assert json.loads(r.read())["nodes"]
