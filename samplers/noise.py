@@ -14,12 +14,12 @@ Brownian time u: u = sigma for flow (CONST) models and u = sigma / (1 + sigma) f
 models (the flow sigma with the same signal-to-noise ratio), so u is in [0, 1] for both.
 
 Where the random numbers are drawn (rng_device):
-- "cpu" (default): drawn on the CPU (float32, or float64 when x is float64) and moved to
-  x's device ONCE per call. The same seed gives the same noise on any device (CPU, CUDA,
-  MPS), at the cost of one host-to-device copy per step (small next to a model call) and,
-  for the Brownian tree, CPU time for its `depth` draws per new time.
-- None: drawn on x's device with a generator on that device. No copies and faster on a GPU
-  for big (video) latents, but the numbers differ between device types for the same seed.
+- None (default): drawn on x's device with a generator on that device, like ComfyUI's own
+  default_noise_sampler: no host round trip in the hot path. On one device type the same seed
+  gives the same noise; across device types (CPU vs CUDA) the numbers differ, as in core.
+- "cpu": drawn on the CPU (float32, or float64 when x is float64) and moved to x's device once
+  per call: the same seed gives the same noise on every device, at one host-to-device copy per
+  step (and CPU time for the Brownian tree's `depth` draws per new time).
 
 Seeds are salted (mixed with a constant) so the injected noise is never the same stream as
 ComfyUI's initial latent noise, which is torch.manual_seed(seed) on the CPU.
@@ -83,7 +83,7 @@ class GaussianNoise:
     noise(sigma, sigma_next) ignores its arguments (kept for the k-diffusion call form).
     """
 
-    def __init__(self, x, seed=None, rng_device="cpu"):
+    def __init__(self, x, seed=None, rng_device=None):
         self._draws = _Draws(x, rng_device)
         self._draws.gen.manual_seed(mix_seed(_SALT_GAUSS, _resolve_seed(seed)))
 
@@ -116,7 +116,7 @@ class BrownianNoise:
     A zero-length interval gives zeros.
     """
 
-    def __init__(self, x, seed=None, model_kind="ve", depth=18, rng_device="cpu"):
+    def __init__(self, x, seed=None, model_kind="ve", depth=18, rng_device=None):
         if not 1 <= int(depth) <= 48:
             raise ValueError(f"depth must be an integer in [1, 48], got {depth!r}")
         brownian_time(model_kind, 0.5)  # validates model_kind
@@ -168,7 +168,7 @@ class BrownianNoise:
         return self._draws.out(dw / math.sqrt(du))
 
 
-def noise_sampler_for(kind, x, extra_args, model_kind="ve", rng_device="cpu"):
+def noise_sampler_for(kind, x, extra_args, model_kind="ve", rng_device=None):
     """The sampler's noise source: kind "gaussian" or "brownian", seeded by extra_args["seed"]."""
     seed = (extra_args or {}).get("seed")
     if kind == "gaussian":
