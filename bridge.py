@@ -209,11 +209,15 @@ def register_sampler(spec):
     return "added"
 
 
-def register_scheduler(spec):
-    """Add one scheduler to SCHEDULER_HANDLERS / SCHEDULER_NAMES in place."""
+def register_scheduler(spec, update_own=False):
+    """Add one scheduler to SCHEDULER_HANDLERS / SCHEDULER_NAMES in place. An entry the pack itself
+    registered earlier is left as it is, or replaced by this spec with update_own (saved schedules)."""
     name = spec.name
     existing = comfy.samplers.SCHEDULER_HANDLERS.get(name)
     if existing is not None and hasattr(existing.handler, MARK) and name in comfy.samplers.SCHEDULER_NAMES:
+        if update_own:
+            comfy.samplers.SCHEDULER_HANDLERS[name] = comfy.samplers.SchedulerHandler(adapt_scheduler(spec), use_ms=True)
+            return "updated"
         return "present"
     if name in comfy.samplers.SCHEDULER_HANDLERS or name in comfy.samplers.SCHEDULER_NAMES:
         log.warning("%s scheduler %r already exists in ComfyUI (core or another pack); keeping theirs, "

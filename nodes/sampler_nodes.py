@@ -36,9 +36,10 @@ class _SamplerNode:
     FUNCTION = "get_sampler"
 
 
-def _spec_named(options, tableau):
+def _spec_named(family, tableau):
+    """The dropdown entry of `family` that runs `tableau` (its defaults are what the node overrides)."""
     for spec in SAMPLERS.values():
-        if spec.options.get("tableau") == tableau and spec.family == options:
+        if spec.options.get("tableau") == tableau and spec.family == family:
             return spec.name
     raise ValueError(f"no pack sampler uses tableau {tableau!r}")
 

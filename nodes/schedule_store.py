@@ -7,7 +7,6 @@ import os
 import re
 import threading
 
-import comfy.samplers
 import folder_paths
 
 from .. import bridge
@@ -85,12 +84,7 @@ def scheduler_fn(name, entry):
 def register(name, entry):
     spec = SchedulerSpec(name=PREFIX + name, fn=scheduler_fn(name, entry),
                          summary=f"optimised for {entry.get('model', 'a model')} ({entry['steps']} steps)")
-    existing = comfy.samplers.SCHEDULER_HANDLERS.get(spec.name)
-    if existing is not None and hasattr(existing.handler, bridge.MARK):
-        comfy.samplers.SCHEDULER_HANDLERS[spec.name] = comfy.samplers.SchedulerHandler(
-            bridge.adapt_scheduler(spec), use_ms=True)   # our own entry: update it in place
-        return "updated"
-    return bridge.register_scheduler(spec)
+    return bridge.register_scheduler(spec, update_own=True)
 
 
 def register_saved():

@@ -35,7 +35,7 @@ import torch
 
 from .common import alpha_beta, batch_sigma, report
 from .noise import noise_sampler_for
-from .registry import SAMPLERS, register
+from .registry import register
 from .spec import SamplerSpec
 
 
@@ -240,39 +240,26 @@ def sample_lab_sde_dpmpp_3m(model, x, sigmas, extra_args=None, callback=None, di
 
 _FLOW_NOTE = "noise injection correct for VE and flow (CONST) models"
 
-register(SamplerSpec(
-    name="lab_ancestral_euler", fn=sample_lab_ancestral_euler, family="stochastic", order=1,
-    model_calls=1, stochastic=True, flow_safe=True,
-    summary=f"Ancestral Euler (DDIM-eta, eta=1 = DDPM posterior); {_FLOW_NOTE}",
-    citation="Song et al. 2021 (DDIM) Eq. 12; Ho et al. 2020 Eq. 7",
-    options={"eta": 1.0}))
-register(SamplerSpec(
-    name="lab_ancestral_euler_cfg_pp", fn=sample_lab_ancestral_euler, family="stochastic", order=1,
-    model_calls=1, stochastic=True, flow_safe=True, cfg_pp=True,
-    summary=f"CFG++ ancestral Euler (guided x0, unconditional re-noising; cfg 0.5-2); {_FLOW_NOTE}",
-    citation="Chung et al. 2024 (CFG++) Alg. 1 with DDIM-eta", options={"eta": 1.0}))
-register(SamplerSpec(
-    name="lab_sde_dpmpp_2m", fn=sample_lab_sde_dpmpp_2m, family="stochastic", order=2,
-    model_calls=1, stochastic=True, flow_safe=True,
-    summary=f"SDE-DPM-Solver++(2M), midpoint form, Brownian-path noise; {_FLOW_NOTE}",
-    citation="Lu et al. 2022 (DPM-Solver++) App. B, SDE-DPM-Solver++(2M)",
-    options={"eta": 1.0, "solver_type": "midpoint"}))
-register(SamplerSpec(
-    name="lab_sde_dpmpp_2m_heun", fn=sample_lab_sde_dpmpp_2m, family="stochastic", order=2,
-    model_calls=1, stochastic=True, flow_safe=True,
-    summary=f"SDE-DPM-Solver++(2M), exact linear-term integral, Brownian-path noise; {_FLOW_NOTE}",
-    citation="Lu et al. 2022 (DPM-Solver++) App. B, SDE-DPM-Solver++(2M)",
-    options={"eta": 1.0, "solver_type": "heun"}))
-register(SamplerSpec(
-    name="lab_sde_dpmpp_3m", fn=sample_lab_sde_dpmpp_3m, family="stochastic", order=3,
-    model_calls=1, stochastic=True, flow_safe=True,
-    summary=f"SDE-DPM-Solver++(3M), Brownian-path noise; {_FLOW_NOTE}",
-    citation="Lu et al. 2022 (DPM-Solver++) Sec. 3.3 / App. B",
-    options={"eta": 1.0}))
-for _base in ("lab_sde_dpmpp_2m", "lab_sde_dpmpp_2m_heun", "lab_sde_dpmpp_3m"):
-    _spec = SAMPLERS[_base]
-    register(SamplerSpec(
-        name=_base + "_cfg_pp", fn=_spec.fn, family="stochastic", order=_spec.order, model_calls=1,
-        stochastic=True, flow_safe=True, cfg_pp=True, options=_spec.options,
-        summary=f"CFG++ {_spec.summary.split(';')[0]} (guided x0, unconditional re-noising; cfg 0.5-2)",
-        citation=_spec.citation + "; Chung et al. 2024 (CFG++) Alg. 1"))
+# name -> (function, order, summary, citation, options). Each also gets a CFG++ entry (<name>_cfg_pp):
+# the same function, to which the bridge passes the unconditional prediction.
+_ENTRIES = {
+    "lab_ancestral_euler": (sample_lab_ancestral_euler, 1, "Ancestral Euler (DDIM-eta, eta=1 = DDPM posterior)",
+                            "Song et al. 2021 (DDIM) Eq. 12; Ho et al. 2020 Eq. 7", {"eta": 1.0}),
+    "lab_sde_dpmpp_2m": (sample_lab_sde_dpmpp_2m, 2, "SDE-DPM-Solver++(2M), midpoint form, Brownian-path noise",
+                         "Lu et al. 2022 (DPM-Solver++) App. B, SDE-DPM-Solver++(2M)",
+                         {"eta": 1.0, "solver_type": "midpoint"}),
+    "lab_sde_dpmpp_2m_heun": (sample_lab_sde_dpmpp_2m, 2,
+                              "SDE-DPM-Solver++(2M), exact linear-term integral, Brownian-path noise",
+                              "Lu et al. 2022 (DPM-Solver++) App. B, SDE-DPM-Solver++(2M)",
+                              {"eta": 1.0, "solver_type": "heun"}),
+    "lab_sde_dpmpp_3m": (sample_lab_sde_dpmpp_3m, 3, "SDE-DPM-Solver++(3M), Brownian-path noise",
+                         "Lu et al. 2022 (DPM-Solver++) Sec. 3.3 / App. B", {"eta": 1.0}),
+}
+
+for _name, (_fn, _order, _summary, _citation, _options) in _ENTRIES.items():
+    register(SamplerSpec(name=_name, fn=_fn, family="stochastic", order=_order, model_calls=1, stochastic=True,
+                         flow_safe=True, summary=f"{_summary}; {_FLOW_NOTE}", citation=_citation, options=_options))
+    register(SamplerSpec(name=_name + "_cfg_pp", fn=_fn, family="stochastic", order=_order, model_calls=1,
+                         stochastic=True, flow_safe=True, cfg_pp=True, options=_options,
+                         summary=f"CFG++ {_summary} (guided x0, unconditional re-noising; cfg 0.5-2); {_FLOW_NOTE}",
+                         citation=_citation + "; Chung et al. 2024 (CFG++) Alg. 1"))
