@@ -101,6 +101,23 @@ class SamplerLabImplicitRK(_SamplerNode):
         return (ksampler(_spec_named("rk_implicit", tableau), opts, cfg_pp),)
 
 
+class SamplerLabPLMS(_SamplerNode):
+    DESCRIPTION = ("PLMS / PNDM (Liu et al. 2022): exponential Adams-Bashforth on the denoised, 1 model call per step; "
+                   "PNDM warms up with pseudo-RK4 (4 calls for each of the first 3 steps).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "warmup": (["plms", "pndm"], {"default": "plms", "tooltip":
+                       "plms: lower-order multistep warm-up (1 call per step); pndm: pseudo-RK4 warm-up (+9 calls)."}),
+            "order": ("INT", {"default": 4, "min": 1, "max": 4, "tooltip":
+                      "How many past denoised values the multistep uses (4 = the paper's PLMS)."}),
+            "cfg_pp": _CFG_PP}}
+
+    def get_sampler(self, warmup, order, cfg_pp):
+        return (ksampler("lab_" + warmup, {"order": order}, cfg_pp),)
+
+
 class SamplerLabUniC(_SamplerNode):
     DESCRIPTION = ("Adds UniPC's corrector (UniC, Zhao et al. 2023) after every step of ANY sampler, reusing the next "
                    "model evaluation: one order more accuracy for no extra model calls.")
@@ -180,6 +197,7 @@ _NODES = {
     "SamplerLabRungeKutta": (SamplerLabRungeKutta, "Runge-Kutta Sampler"),
     "SamplerLabAdaptiveRK": (SamplerLabAdaptiveRK, "Adaptive RK Sampler"),
     "SamplerLabImplicitRK": (SamplerLabImplicitRK, "Implicit RK Sampler"),
+    "SamplerLabPLMS": (SamplerLabPLMS, "PLMS / PNDM Sampler"),
     "SamplerLabUniC": (SamplerLabUniC, "UniC Corrector"),
     "SamplerLabRestart": (SamplerLabRestart, "Restart Sampler"),
     "SamplerLabTCD": (SamplerLabTCD, "TCD Sampler"),

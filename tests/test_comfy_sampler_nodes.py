@@ -15,6 +15,7 @@ CASES = [
      {"tableau": "bosh3", "rtol": 0.01, "atol": 0.01, "max_nfe": 20}),
     ("SamplerLabRestart", {"segments": "0.2-0.6:1x3"}, "lab_restart", {"segments": "0.2-0.6:1x3"}),
     ("SamplerLabTCD", {"gamma": 0.5}, "lab_tcd", {"gamma": 0.5}),
+    ("SamplerLabPLMS", {"warmup": "pndm", "order": 3, "cfg_pp": False}, "lab_pndm", {"order": 3}),
     ("SamplerLabStochastic", {"method": "sde_dpmpp_2m", "eta": 0.5, "s_noise": 1.0}, "lab_sde_dpmpp_2m",
      {"eta": 0.5, "s_noise": 1.0, "solver_type": "midpoint"}),
 ]
