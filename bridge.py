@@ -138,9 +138,28 @@ def adapt_scheduler(spec):
 
 
 # Deterministic core samplers without a CFG++ form in ComfyUI 0.3.75 (order, calls per step).
-# dpm_2 is left out: KSampler drops its penultimate sigma by name, which a variant would not get.
-CORE_WITHOUT_CFG_PP = {"heun": (2, 2), "heunpp2": (3, 3), "lms": (4, 1), "ipndm": (4, 1),
-                       "ipndm_v": (4, 1), "deis": (3, 1)}
+# dpm_2_cfg_pp runs on the schedule it is given: KSampler drops dpm_2's penultimate sigma by name only.
+# uni_pc(_bh2) are UniPC with data prediction (Zhao et al. 2023): their first-order part is the
+# x-space Euler step, so the substitution makes it the CFG++ step like for the others.
+CORE_WITHOUT_CFG_PP = {"heun": (2, 2), "heunpp2": (3, 3), "dpm_2": (2, 2), "lms": (4, 1), "ipndm": (4, 1),
+                       "ipndm_v": (4, 1), "deis": (3, 1), "uni_pc": (3, 1), "uni_pc_bh2": (3, 1)}
+
+# Core samplers that get no _cfg_pp from the pack, and why (tests/test_comfy_cfgpp.py checks that every
+# other core sampler has one after registration).
+CORE_CFG_PP_EXCLUDED = {
+    "ddim": "ComfyUI runs ddim as euler: use euler_cfg_pp",
+    "dpm_fast": "core's DPMSolver picks its own time grid inside the call: use lab_dpmpp2m_cfg_pp or an "
+                "adaptive lab_*_cfg_pp sampler",
+    "dpm_adaptive": "core's DPMSolver picks its own steps inside the call: use an adaptive lab_*_cfg_pp sampler",
+}
+
+
+def _ours(name):
+    return hasattr(getattr(k_sampling, "sample_" + name, None), MARK)
+
+
+# The sampler names present when the pack loads (ComfyUI's own, plus any pack loaded earlier).
+CORE_SAMPLER_NAMES = tuple(n for n in comfy.samplers.SAMPLER_NAMES if not _ours(n))
 
 
 # Core stochastic samplers without a CFG++ form, served by the pack's own flow-correct solver of the
@@ -159,6 +178,18 @@ def _core_as_pure(core_fn):
     def fn(model, x, sigmas, extra_args=None, callback=None, disable=None, model_kind="ve", **options):
         return core_fn(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable, **options)
     return fn
+
+
+def core_sampler_function(name):
+    """The pure function of a core sampler (k-diffusion's sample_<name>, or UniPC), None if absent."""
+    if name in ("uni_pc", "uni_pc_bh2"):
+        unipc = getattr(comfy.samplers, "uni_pc", None)
+        core_fn = getattr(unipc, "sample_unipc" if name == "uni_pc" else "sample_unipc_bh2", None)
+        # UniPC writes 0.001 over a final sigma of 0 in the very tensor it gets (as for plain uni_pc);
+        # the CFG++ wrapper holds that tensor, so it targets the step UniPC really takes.
+        return None if core_fn is None else _core_as_pure(core_fn)
+    core_fn = getattr(k_sampling, "sample_" + name, None)
+    return None if core_fn is None or hasattr(core_fn, MARK) else _core_as_pure(core_fn)
 
 
 def cfg_pp_specs(pack_specs):
@@ -180,10 +211,10 @@ def cfg_pp_specs(pack_specs):
             out.append(dataclasses.replace(base, name=name + "_cfg_pp", options={**base.options, **options},
                                            summary=f"CFG++ form of ComfyUI's {name} (pack solver {pack_name})"))
     for name, (order, calls) in CORE_WITHOUT_CFG_PP.items():
-        core_fn = getattr(k_sampling, "sample_" + name, None)
-        if core_fn is None or hasattr(core_fn, MARK):
+        pure = core_sampler_function(name)
+        if pure is None:
             continue
-        out.append(SamplerSpec(name=name + "_cfg_pp", fn=cfg_pp_variant(_core_as_pure(core_fn)), family="core_cfg_pp",
+        out.append(SamplerSpec(name=name + "_cfg_pp", fn=cfg_pp_variant(pure), family="core_cfg_pp",
                                order=order, model_calls=calls, cfg_pp=True,
                                summary=f"CFG++ form of ComfyUI's {name}", citation="arXiv:2406.08070"))
     return out
@@ -196,7 +227,7 @@ def _sampler_taken(name):
 def register_sampler(spec):
     """Add one sampler to ComfyUI's dropdown lists in place. Returns 'added', 'present' or 'skipped'."""
     name = spec.name
-    if hasattr(getattr(k_sampling, "sample_" + name, None), MARK) and name in comfy.samplers.SAMPLER_NAMES:
+    if _ours(name) and name in comfy.samplers.SAMPLER_NAMES:
         return "present"
     if _sampler_taken(name):
         log.warning("%s sampler %r already exists in ComfyUI (core or another pack); keeping theirs, "
@@ -254,6 +285,6 @@ def register_all(sampler_specs, scheduler_specs):
 
 def registered_names():
     """Pack names live in ComfyUI's dropdowns now (sorted), for tests and the help pages."""
-    samplers = [n for n in comfy.samplers.SAMPLER_NAMES if hasattr(getattr(k_sampling, "sample_" + n, None), MARK)]
+    samplers = [n for n in comfy.samplers.SAMPLER_NAMES if _ours(n)]
     schedulers = [n for n, h in comfy.samplers.SCHEDULER_HANDLERS.items() if hasattr(h.handler, MARK)]
     return sorted(samplers), sorted(schedulers)

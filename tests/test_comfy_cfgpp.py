@@ -65,21 +65,32 @@ def test_every_cfg_pp_variant_equals_its_base_when_guidance_is_a_no_op(pack, par
     uncond = comfy_runtime.node("SamplerLabConditioning").encode(-1)[0]
     latent = torch.zeros(1, 4, 8, 8)
     sigmas = schedule(model, 8)
-    stochastic_core = {"dpmpp_2m_sde_cfg_pp": "lab_sde_dpmpp_2m", "dpmpp_2m_sde_heun_cfg_pp": "lab_sde_dpmpp_2m_heun",
-                       "dpmpp_3m_sde_cfg_pp": "lab_sde_dpmpp_3m", "ddpm_cfg_pp": "lab_ancestral_euler",
-                       "lcm_cfg_pp": "lab_tcd"}
-    stochastic_core.update({k.replace("_cfg_pp", "_gpu_cfg_pp"): v for k, v in stochastic_core.items() if "sde" in k})
+    served = pack.bridge.CORE_STOCHASTIC_CFG_PP
     for name in names:
         assert name in comfy.samplers.SAMPLER_NAMES
         base = name[: -len("_cfg_pp")]
-        if name in stochastic_core:
+        if base in served:
             # served by the pack's solver of the same method: compare with that solver's plain form
-            base = stochastic_core[name]
-            if name == "lcm_cfg_pp":
-                continue  # gamma 1 differs from lab_tcd's default 0.3; covered by the on-data test
+            pack_name, options = served[base]
+            base = pack_name[: -len("_cfg_pp")]
+            if any(pack.samplers.SAMPLERS[base].options.get(k) != v for k, v in options.items()):
+                continue  # other fixed options (lcm = TCD with gamma 1); covered by the on-data test
         a = run(cfg_guider(model, uncond, uncond, 3.0), name, sigmas, latent)
         b = run(cfg_guider(model, uncond, uncond, 3.0), base, sigmas, latent)
         assert torch.equal(a, b), name
+
+
+def test_every_core_sampler_has_a_cfg_pp_form_or_a_stated_reason(pack):
+    """Issue 6: every ComfyUI sampler that lacks a CFG++ form gets one from the pack, except the
+    few listed with a reason in bridge.CORE_CFG_PP_EXCLUDED (which must really lack one)."""
+    import comfy.samplers
+    registered = set(comfy.samplers.SAMPLER_NAMES)
+    core = [n for n in pack.bridge.CORE_SAMPLER_NAMES if not n.endswith("_cfg_pp")]
+    missing = [n for n in core if n + "_cfg_pp" not in registered and n not in pack.bridge.CORE_CFG_PP_EXCLUDED]
+    assert not missing, f"core samplers without a _cfg_pp form: {missing}"
+    for name in pack.bridge.CORE_CFG_PP_EXCLUDED:
+        assert name in core and name + "_cfg_pp" not in registered, name
+    print(f"\n{len(core)} core samplers; CFG++ forms for all but {sorted(pack.bridge.CORE_CFG_PP_EXCLUDED)}")
 
 
 @pytest.mark.parametrize("parameterization", ["eps", "flow"])
