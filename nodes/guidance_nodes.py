@@ -66,7 +66,8 @@ _COMMON = {
 class SamplerLabCFGPPGuider:
     DESCRIPTION = ("CFG++ for ANY sampler (use with SamplerCustomAdvanced): the step uses the guided image estimate "
                    "but re-noises with the unconditional noise estimate, which keeps samples on the data manifold at "
-                   "low scales. Exact for first-order steps; equals core's euler_cfg_pp with euler.")
+                   "low scales. Exact for first-order steps; equals core's euler_cfg_pp with euler. For ancestral / SDE "
+                   "samplers use their *_cfg_pp dropdown forms instead (this guider over-guides them).")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("GUIDER",)
     FUNCTION = "guide"
