@@ -170,8 +170,14 @@ CORE_STOCHASTIC_CFG_PP = {
     "dpmpp_3m_sde": ("lab_sde_dpmpp_3m_cfg_pp", {}),
     "ddpm": ("lab_ancestral_euler_cfg_pp", {"eta": 1.0}),
     "lcm": ("lab_tcd_cfg_pp", {"gamma": 1.0}),   # LCM multistep = TCD with gamma 1
+    "dpm_2_ancestral": ("lab_ancestral_dpm2_cfg_pp", {}),
+    "dpmpp_sde": ("lab_sde_dpmpp_2s_cfg_pp", {}),
+    "seeds_2": ("lab_seeds_2_cfg_pp", {}),
+    "seeds_3": ("lab_seeds_3_cfg_pp", {}),
 }
-CORE_STOCHASTIC_CFG_PP.update({k + "_gpu": v for k, v in list(CORE_STOCHASTIC_CFG_PP.items()) if "sde" in k})
+# core's *_gpu samplers are the same methods with the Brownian tree on the GPU
+CORE_STOCHASTIC_CFG_PP.update({k + "_gpu": v for k, v in list(CORE_STOCHASTIC_CFG_PP.items())
+                               if k + "_gpu" in CORE_SAMPLER_NAMES})
 
 
 def _core_as_pure(core_fn):
