@@ -70,10 +70,11 @@ class SamplerLabAdaptiveRK(_SamplerNode):
             "rtol": ("FLOAT", {"default": 0.005, "min": 1e-6, "max": 1.0, "step": 0.001, "tooltip": "Relative error tolerance per step; smaller = more calls, more accurate."}),
             "atol": ("FLOAT", {"default": 0.002, "min": 1e-6, "max": 1.0, "step": 0.001, "tooltip": "Absolute error tolerance per step (latent units)."}),
             "max_nfe": ("INT", {"default": 0, "min": 0, "max": 10000, "tooltip": "Hard cap on model calls; 0 = the sampler's default budget from the step count."}),
+            "cfg_pp": _CFG_PP,
         }}
 
-    def get_sampler(self, pair, rtol, atol, max_nfe):
-        name = _spec_named("rk_adaptive", pair)
+    def get_sampler(self, pair, rtol, atol, max_nfe, cfg_pp=False):
+        name = _spec_named("rk_adaptive", pair) + ("_cfg_pp" if cfg_pp else "")
         base = SAMPLERS[name].fn
 
         def run(*args, **kwargs):
@@ -150,14 +151,16 @@ class SamplerLabRestart(_SamplerNode):
         return {"required": {"segments": ("STRING", {"default": "default", "tooltip":
             "Comma-separated 'low-high:repeatsxsteps' in the model's own sigma (eps/v models: e.g. '0.1-2.0:2x4'; "
             "flow models run 1 -> 0: e.g. '0.1-0.6:2x4'). 'default' = the paper's default scaled to the schedule; "
-            "'none' = plain Heun."})}}
+            "'none' = plain Heun."}),
+            "cfg_pp": _CFG_PP}}
 
-    def get_sampler(self, segments):
+    def get_sampler(self, segments, cfg_pp=False):
+        name = "lab_restart_cfg_pp" if cfg_pp else "lab_restart"
         text = segments.strip()
         if text.lower() == "default":
-            return (ksampler("lab_restart"),)
+            return (ksampler(name),)
         parse_segments(text)  # validate now: the error names the bad token
-        return (ksampler("lab_restart", {"segments": text}),)
+        return (ksampler(name, {"segments": text}),)
 
 
 class SamplerLabTCD(_SamplerNode):

@@ -66,3 +66,42 @@ def cfg_pp_variant(fn):
                   model_kind=model_kind, **options)
     sample.__doc__ = f"CFG++ form of {getattr(fn, '__name__', 'a sampler')} (samplers/cfgpp.py). Same model calls."
     return sample
+
+
+def step_denoised(denoised, uncond, sigma, target, model_kind):
+    """D' of substituted_denoised for a step from sigma to `target` given as floats, for samplers whose
+    steps do not land on the schedule (restart segments, adaptive steps). D itself when the step is
+    not a move down (target <= 0 is the exact final step; target >= sigma is a zero-length step)."""
+    if not 0.0 < target < sigma:
+        return denoised
+    return substituted_denoised(denoised, uncond, sigma, target, model_kind).to(denoised.dtype)
+
+
+class PlannedCFGPPModel:
+    """Model wrapper for samplers that choose their own steps (adaptive step control).
+
+    Before the model calls of an attempted step the sampler queues one (sigma, target) pair of floats
+    per call: the call's sigma and the sigma that call's step ends at. Each call's denoised is then
+    substituted (step_denoised), so every stage of the step sees the CFG++ D'. A call with nothing
+    queued returns the guided D unchanged. `raw` holds the last call's unsubstituted (D, D_u), so a
+    stage reused by a later step (an FSAL stage) can be substituted again for that step's target;
+    `raws` those of every call since the last plan(). No extra model calls.
+    """
+
+    def __init__(self, model, uncond, model_kind):
+        self.model, self.uncond, self.model_kind = model, uncond, model_kind
+        self.inner_model = getattr(model, "inner_model", None)
+        self.queue, self.raw, self.raws = [], None, []
+
+    def plan(self, pairs):
+        """Queue (sigma, target) for the next calls, in call order."""
+        self.queue, self.raws = list(pairs), []
+
+    def __call__(self, x, sigma, **extra_args):
+        denoised = self.model(x, sigma, **extra_args)
+        self.raw = (denoised, self.uncond())
+        self.raws.append(self.raw)
+        if not self.queue:
+            return denoised
+        s, target = self.queue.pop(0)
+        return step_denoised(denoised, self.raw[1], s, target, self.model_kind)

@@ -66,7 +66,9 @@ def test_nfe_matches_formula(param, segments):
     model.calls = 0
     sample_lab_restart(model, x, sig, extra_args={"seed": 5}, model_kind=kind, segments=segments)
     main = 2 * 20 - 1
-    extra = {None: 2 * 1 * max(2, 20 // 4), "": 0, "0.05-0.6:3x6": 2 * 3 * 6}[segments]
+    lo, hi = (0.1, 2.0) if kind == "ve" else (0.1 / 1.1, 2.0 / 3.0)   # the paper's SD range, flow-mapped
+    inside = int(((sig[1:] >= lo) & (sig[1:] <= hi)).sum())            # main steps spent in the range
+    extra = {None: 2 * 1 * max(2, 20 // 4, inside), "": 0, "0.05-0.6:3x6": 2 * 3 * 6}[segments]
     assert model.calls == restart_nfe(sig, segments, kind) == main + extra
     assert SAMPLERS["lab_restart"].model_calls == 2
 
@@ -100,8 +102,13 @@ def test_seed_determinism_and_options():
 
 
 def test_default_segments_scale_to_the_schedule():
-    ve = default_segments(ve_schedule(14.6, 40), "ve")
-    assert ve == [RestartSegment(0.1, 2.0, 2, 10)]
+    sig = ve_schedule(14.6, 40)
+    inside = int(((sig[1:] >= 0.1) & (sig[1:] <= 2.0)).sum())
+    assert inside > 10   # Karras spends most steps at low noise: the restart pass is as fine as that
+    assert default_segments(sig, "ve") == [RestartSegment(0.1, 2.0, 2, inside)]
+    coarse = default_segments(torch.cat([torch.linspace(14.6, 2.5, 37, dtype=torch.float64),
+                                         torch.tensor([1.0, 0.3, 0.05, 0.0], dtype=torch.float64)]), "ve")
+    assert coarse == [RestartSegment(0.1, 2.0, 2, 10)]   # few steps in the range: 40 // 4
     flow = default_segments(torch.linspace(1.0, 0.0, 21), "flow")
     assert flow[0].t_min == pytest.approx(0.1 / 1.1) and flow[0].t_max == pytest.approx(2.0 / 3.0)
     assert default_segments(ve_schedule(14.6, 6), "ve") == []         # too few steps
