@@ -174,6 +174,9 @@ CORE_STOCHASTIC_CFG_PP = {
     "dpmpp_sde": ("lab_sde_dpmpp_2s_cfg_pp", {}),
     "seeds_2": ("lab_seeds_2_cfg_pp", {}),
     "seeds_3": ("lab_seeds_3_cfg_pp", {}),
+    "er_sde": ("lab_er_sde_cfg_pp", {}),
+    "sa_solver": ("lab_sa_solver_cfg_pp", {}),
+    "sa_solver_pece": ("lab_sa_solver_pece_cfg_pp", {}),
 }
 # core's *_gpu samplers are the same methods with the Brownian tree on the GPU
 CORE_STOCHASTIC_CFG_PP.update({k + "_gpu": v for k, v in list(CORE_STOCHASTIC_CFG_PP.items())
