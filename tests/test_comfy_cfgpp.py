@@ -91,6 +91,8 @@ def test_every_core_sampler_has_a_cfg_pp_form_or_a_stated_reason(pack):
     for name in pack.bridge.CORE_CFG_PP_EXCLUDED:
         assert name in core and name + "_cfg_pp" not in registered, name
     print(f"\n{len(core)} core samplers; CFG++ forms for all but {sorted(pack.bridge.CORE_CFG_PP_EXCLUDED)}")
+    pack_missing = [n for n, s in pack.samplers.SAMPLERS.items() if not s.cfg_pp and n + "_cfg_pp" not in registered]
+    assert not pack_missing, f"pack samplers without a _cfg_pp form: {pack_missing}"
 
 
 @pytest.mark.parametrize("parameterization", ["eps", "flow"])
