@@ -1,16 +1,32 @@
-"""Benchmark (dev tool, not a test): step-sweep overhead beyond its cells' sampling, on the lab model.
+"""Benchmark (dev tool, not a test): the Step Sweep node's overhead beyond its cells' sampling time.
 
-Side by side in one process, alternating, fresh output folder each time (no resume):
-  plain  = the same cells run one after another through ComfyUI's own comfy.sample.sample
-           (what a user would run with KSampler), plus the sweep's warm-up and reference runs;
-  sweep  = the Step Sweep node's wall time (warm-up, reference, cells, decode, metrics,
-           per-cell files, grid, chart, report).
-overhead = sweep / plain - 1 (best of N repeats each). Also prints the node's own accounting
-(total minus warm-up, reference and the cells' measured sampling time).
-Targets: < 5 % on the lab model; < 2 % with a model step >= 50 ms.
+What is measured, side by side in one process, alternating, a fresh output folder for every sweep
+(no resume), best of N repeats on both sides (the node's best wall time; plain's best whole pass,
+split into its parts):
+  plain = what a user pays without the node: the same runs one after another through ComfyUI's own
+          comfy.sample.sample (what KSampler calls), each timed alone:
+            warm-up   (euler, 2 steps: the node's untimed first run),
+            reference (the node's reference run: reference_sampler x reference_steps),
+            cells     (every cell of the grid)  <- "the sum of its cells' sampling time"
+  sweep = the node's wall time, everything included: planning, warm-up, reference, the cells,
+          decoding, metrics, the per-cell PNG/JSON files, the grid, the chart, the report.
+  overhead = (sweep - plain warm-up - plain reference - plain cells) / plain cells
+So sampling means a whole KSampler-style run of a cell (sigmas, guider, conds, sampler, result to
+the intermediate device); the warm-up and the reference are extra runs the node makes on purpose and
+are reported apart, not counted as overhead and not as sampling. Work the node moves to its writer
+thread is not hidden: it shows up in the node's wall time (and if it slows the sampling down, in
+that too). Also shown: the overhead against plain runs each at their own best time (the
+strictest baseline; on a busy machine it charges the node with the noise of its longer run).
+The node's own accounting (report.json timing: total minus warm-up, reference and the
+cells' measured run time) is printed as a cross-check only.
+Targets (issue 7): overhead < 5 % on the lab model (the shipped lab workflow's sweep) and < 2 % with a
+model step >= 50 ms (checked: the measured ms per model call is printed and the target is only
+judged when it really is >= 50 ms).
 
-Run: .labenv/venv/bin/python bench/sweep_overhead.py [repeats]
+Run: .labenv/venv/bin/python bench/sweep_overhead.py [--repeats N] [--threads T] [--device cpu|cuda] [--out DIR]
+Writes DIR/sweep_overhead.md (default bench/results/).
 """
+import argparse
 import json
 import os
 import shutil
@@ -18,72 +34,146 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 
-import comfy_runtime  # noqa: E402
-
-CASES = [  # (label, lab components, image px, batch, steps axis, samplers)
-    ("lab model, workflow size (6 components, 128 px)", 6, 128, 1, "8,16,32", "euler, dpmpp_2m, heun"),
-    ("lab model, heavy step (64 components, 1024 px, batch 4)", 64, 1024, 4, "4,8", "euler, dpmpp_2m"),
+# label, lab components, image px, batch, steps axis, samplers axis, reference sampler, reference steps, target
+CASES = [
+    ("lab workflow (workflows/lab_step_sweep.json: 6 components, 128 px, 16 cells)", 6, 128, 1,
+     "4,8,16,32", "euler, dpmpp_2m, heun, lab_rk4", "lab_rk4", 48, 0.05, 0.0),
+    ("heavy model step (lab model with 160 components, 1024 px, batch 8, 8 cells)", 160, 1024, 8,
+     "4,8", "euler, dpmpp_2m, heun, lab_rk4", "dpmpp_2m", 16, 0.02, 0.050),
 ]
 
 
-def main(repeats=3):
-    pack = comfy_runtime.load()
+def run_case(case, repeats, tmp, pos, neg):
     import comfy.sample
     import folder_paths
     from importlib import import_module
-    node = import_module(pack.__name__ + ".nodes.sweep_nodes").SamplerLabStepSweep
-    pos, neg = comfy_runtime.node("SamplerLabConditioning").encode(0)
+    label, components, px, batch, steps, samplers, ref_name, ref_steps, target, min_step_s = case
+    sweep_node = import_module(common.load_comfy().__name__ + ".nodes.sweep_nodes").SamplerLabStepSweep
+    model = common.node("SamplerLabModel").build("eps", 3.0, components, 3, 0.05, 0, "float32")[0]
+    latent = common.node("SamplerLabEmptyLatent").make(px, px, batch, 1)[0]
+    kw = dict(model=model, latent_image=latent, seed=7, steps=20, cfg=3.0, sampler_name="euler",
+              scheduler="karras", denoise=1.0, x_axis="steps", x_values=steps, y_axis="sampler",
+              y_values=samplers, z_axis="none", z_values="", equal_cost=False, reference_sampler=ref_name,
+              reference_steps=ref_steps, tolerance=0.02, cell_limit=64, cell_size=256,
+              filename_prefix="bench/sweep", positive=pos, negative=neg)
+    cells = [(s.strip(), int(n)) for s in samplers.split(",") for n in steps.split(",")]
+    img = latent["samples"]
+
+    def plain():
+        noise = comfy.sample.prepare_noise(img, 7)
+        times = []
+        for name, n in [("euler", 2), (ref_name, ref_steps)] + cells:
+            t0 = time.perf_counter()
+            comfy.sample.sample(model, noise, n, 3.0, name, "karras", pos, neg, img, disable_pbar=True, seed=7)
+            times.append(time.perf_counter() - t0)
+        return times
+
+    def swept(i):
+        folder_paths.set_output_directory(os.path.join(tmp, f"case{CASES.index(case)}_{i}"))
+        t0 = time.perf_counter()
+        out = sweep_node().sweep(**kw)
+        return time.perf_counter() - t0, json.loads(out["result"][3])
+
+    plain()                                   # load / first-call effects out of the way
+    swept("w")
+    p_runs, s_runs = [], []
+    for i in range(repeats):
+        p_runs.append(plain())
+        s_runs.append(swept(i))
+    best = min(p_runs, key=sum)               # the best whole pass, as for the node
+    p = {"warmup": best[0], "reference": best[1], "cells": sum(best[2:]),
+         "cells_per_run_best": sum(min(t) for t in list(zip(*p_runs))[2:])}
+    s_wall, rep = min(s_runs, key=lambda r: r[0])
+    tm = rep["timing"]
+    nfe = sum(c["nfe"] for c in rep["cells"])
+    step_s = tm["cells_sample_s"] / max(1, nfe)
+    extra = s_wall - p["warmup"] - p["reference"] - p["cells"]
+    own = tm["total_s"] - tm["warmup_s"] - tm["reference_s"] - tm["cells_call_s"]
+    return {"label": label, "cells": len(cells), "nfe": nfe, "ms_per_call": 1000 * step_s,
+            "plain": p, "sweep_s": s_wall, "overhead_s": extra, "overhead": extra / p["cells"],
+            "overhead_vs_best_runs": (s_wall - p["warmup"] - p["reference"] - p["cells_per_run_best"])
+            / p["cells_per_run_best"],
+            "node_rest_s": own, "node_overhead": own / max(1e-9, tm["cells_call_s"]),
+            "node_timing": tm, "target": target, "min_step_s": min_step_s,
+            "judged": step_s >= min_step_s, "holds": step_s >= min_step_s and extra / p["cells"] < target}
+
+
+def torch_threads():
+    import torch
+    return torch.get_num_threads()
+
+
+def markdown(rows, meta):
+    lines = [f"Step sweep overhead: {meta['machine']}; ComfyUI {meta['comfyui']}; {meta['date']}; best of "
+             f"{meta['repeats']} repeats each, {meta['seconds']:.0f} s; 1-minute load average before/after each case: "
+             f"{meta['load']} (other jobs on the machine make CPU timings noisy). "
+             "Overhead = (sweep node wall time - plain "
+             "warm-up - plain reference - plain cells) / plain cells, where plain = the same runs through "
+             "comfy.sample.sample (KSampler) one after another. Warm-up and reference are extra runs the node "
+             "makes on purpose: shown apart, counted neither as overhead nor as sampling.", "", ""]
+    head = ["case", "cells", "model calls", "ms per call", "plain cells (s)", "plain warm-up (s)",
+            "plain reference (s)", "sweep node (s)", "overhead (s)", "overhead", "target", "holds",
+            "vs plain runs each at their best", "node's own accounting"]
+    body = []
+    for r in rows:
+        verdict = ("yes" if r["holds"] else "**no**") if r["judged"] else \
+            f"not judged (model step {r['ms_per_call']:.0f} ms < {1000 * r['min_step_s']:.0f} ms)"
+        body.append([r["label"], r["cells"], r["nfe"], f"{r['ms_per_call']:.1f}", f"{r['plain']['cells']:.3f}",
+                     f"{r['plain']['warmup']:.3f}", f"{r['plain']['reference']:.3f}", f"{r['sweep_s']:.3f}",
+                     f"{r['overhead_s']:+.3f}", f"{100 * r['overhead']:+.1f} %", f"< {100 * r['target']:g} %",
+                     verdict, f"{100 * r['overhead_vs_best_runs']:+.1f} %",
+                     f"{100 * r['node_overhead']:+.1f} % ({r['node_rest_s']:.3f} s)"])
+    return "\n".join(lines) + common.md_table(head, body) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--cases", default="all", help="all, or comma-separated case numbers (0, 1)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's; 1 is steadier on a "
+                    "busy machine, where spinning OpenMP threads make timings erratic)")
+    ap.add_argument("--out", default=common.RESULTS)
+    a = ap.parse_args(argv)
+    if a.threads:
+        import torch
+        torch.set_num_threads(a.threads)
+    common.load_comfy(a.device)
+    pos, neg = common.node("SamplerLabConditioning").encode(0)
+    cases = CASES if a.cases == "all" else [CASES[int(i)] for i in a.cases.split(",")]
+    t0, rows, load = time.perf_counter(), [], [os.getloadavg()[0]]
     tmp = tempfile.mkdtemp(prefix="sweep_bench_")
     try:
-        for label, components, px, batch, steps, samplers in CASES:
-            model = comfy_runtime.node("SamplerLabModel").build("eps", 3.0, components, 3, 0.05, 0, "float32")[0]
-            latent = comfy_runtime.node("SamplerLabEmptyLatent").make(px, px, batch, 1)[0]
-            kw = dict(model=model, latent_image=latent, seed=7, steps=20, cfg=3.0, sampler_name="euler",
-                      scheduler="karras", denoise=1.0, x_axis="steps", x_values=steps, y_axis="sampler",
-                      y_values=samplers, z_axis="none", z_values="", equal_cost=False, reference_sampler="dpmpp_2m",
-                      reference_steps=32, tolerance=0.02, cell_limit=64, cell_size=256,
-                      filename_prefix="bench/sweep", positive=pos, negative=neg)
-            cells = [(s.strip(), int(n)) for s in samplers.split(",") for n in steps.split(",")]
-
-            def plain():
-                t0 = time.perf_counter()
-                img = latent["samples"]
-                noise = comfy.sample.prepare_noise(img, 7)
-                runs = [("euler", 2), ("dpmpp_2m", 32)] + cells          # warm-up, reference, cells
-                for name, n in runs:
-                    comfy.sample.sample(model, noise, n, 3.0, name, "karras", pos, neg, img, disable_pbar=True, seed=7)
-                return time.perf_counter() - t0
-
-            def swept(i):
-                folder_paths.set_output_directory(os.path.join(tmp, f"{label}_{i}".replace(" ", "_")))
-                t0 = time.perf_counter()
-                out = node().sweep(**kw)
-                return time.perf_counter() - t0, json.loads(out["result"][3])
-
-            plain()                                   # load / first-call effects out of the way
-            p_times, s_times, reports = [], [], []
-            for i in range(repeats):
-                p_times.append(plain())
-                t, rep = swept(i)
-                s_times.append(t)
-                reports.append(rep)
-            rep = reports[s_times.index(min(s_times))]
-            tm = rep["timing"]
-            calls = sum(c["nfe"] for c in rep["cells"]) + sum(r["nfe"] for r in rep["reference"]["runs"]) + 2
-            own = tm["total_s"] - tm["warmup_s"] - tm["reference_s"] - tm["cells_call_s"]
-            print(f"{label}: {len(cells)} cells, {calls} model calls, "
-                  f"{1000 * (tm['cells_sample_s'] / max(1, sum(c['nfe'] for c in rep['cells']))):.1f} ms per call")
-            print(f"  plain KSampler loop (best of {repeats}): {min(p_times):.3f} s   sweep node: {min(s_times):.3f} s"
-                  f"   -> overhead {100 * (min(s_times) / min(p_times) - 1):+.1f} %")
-            print(f"  node accounting: total {tm['total_s']:.3f} s = warm-up {tm['warmup_s']:.3f} + reference "
-                  f"{tm['reference_s']:.3f} + cells {tm['cells_call_s']:.3f} (sampling alone {tm['cells_sample_s']:.3f})"
-                  f" + rest {own:.3f} s -> {100 * own / (tm['cells_call_s'] + tm['reference_s']):.1f} % of sampling")
+        for case in cases:
+            r = run_case(case, a.repeats, tmp, pos, neg)
+            rows.append(r)
+            load.append(os.getloadavg()[0])
+            print(f"{r['label']}: {r['cells']} cells, {r['nfe']} model calls in the cells, "
+                  f"{r['ms_per_call']:.1f} ms per model call")
+            print(f"  plain: cells {r['plain']['cells']:.3f} s (+ warm-up {r['plain']['warmup']:.3f} s, reference "
+                  f"{r['plain']['reference']:.3f} s)   sweep node: {r['sweep_s']:.3f} s   -> overhead "
+                  f"{r['overhead_s']:+.3f} s = {100 * r['overhead']:+.1f} % of the cells' sampling "
+                  f"(target < {100 * r['target']:g} %: "
+                  f"{('holds' if r['holds'] else 'MISSED') if r['judged'] else 'not judged, model step too fast'})")
+            tm = r["node_timing"]
+            print(f"  (plain cells with every run at its own best: {r['plain']['cells_per_run_best']:.3f} s -> "
+                  f"overhead {100 * r['overhead_vs_best_runs']:+.1f} %)")
+            print(f"  node's own accounting: total {tm['total_s']:.3f} s = warm-up {tm['warmup_s']:.3f} + reference "
+                  f"{tm['reference_s']:.3f} + cells {tm['cells_call_s']:.3f} (sampler alone {tm['cells_sample_s']:.3f})"
+                  f" + rest {r['node_rest_s']:.3f} s ({100 * r['node_overhead']:+.1f} %)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    meta = {"machine": common.machine(a.device), "comfyui": common.comfy_version(), "date": common.today(),
+            "repeats": a.repeats, "seconds": time.perf_counter() - t0, "threads": torch_threads(),
+            "load": ", ".join(f"{v:.1f}" for v in load)}
+    tag = "" if a.device == "cpu" else "_" + a.device
+    path = common.write_text(os.path.join(a.out, f"sweep_overhead{tag}.md"), markdown(rows, meta))
+    print(f"written: {path}")
+    return 0 if all(r["holds"] or not r["judged"] for r in rows) else 1
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
+    sys.exit(main())

@@ -15,8 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from PIL import Image
-from PIL.PngImagePlugin import PngInfo
 
 import comfy.k_diffusion.sampling as k_sampling
 import comfy.model_management
@@ -31,7 +29,7 @@ from ..sweep import axes as sweep_axes
 from ..sweep.axes import SweepAxisError, parse_axis
 from ..sweep.cache import SweepCache
 from ..sweep.chart import draw_chart
-from ..sweep.grid import GridLayout, draw_grid, thumbnail
+from ..sweep.grid import GridLayout, caption_strip, draw_grid, thumbnail
 from ..sweep.metrics import latent_rmse, psnr, relative_rmse, ssim
 from ..sweep.plan import calls_from_probe, plan_cells, resolve_equal_cost, run_order, stable_hash
 from ..sweep.report import best_recommendation, recommendations, to_csv, to_json
@@ -95,7 +93,7 @@ class SweepRun:
         self.ref_desc = {"sampler": ref, "steps": int(kw["reference_steps"]), "scheduler": base["scheduler"]}
         self.factory = rt.GuiderFactory(kw["model"], kw.get("positive"), kw.get("negative"), kw.get("guider"), self.meter)
         for key in {(c.params["cfg"], c.params["controlnet_end"]) for c in self.cells}:
-            self.factory.build(key[0], key[1], self.cfg_swept)      # bad cfg / ControlNet axes fail here, early
+            self.factory.get(key[0], key[1], self.cfg_swept)        # bad cfg / ControlNet axes fail here, early
         self.decoder = rt.Decoder(self.model, self.kw.get("vae"))
         self.decoder_kind = self.decoder.kind
 
@@ -140,7 +138,7 @@ class SweepRun:
 
     def _sample(self, params, sampler_name, steps, progress):
         kw = self.kw
-        guider = self.factory.build(params["cfg"], params["controlnet_end"], self.cfg_swept)
+        guider = self.factory.get(params["cfg"], params["controlnet_end"], self.cfg_swept)
         sigmas = rt.cell_sigmas(self.model, sampler_name, params["scheduler"], steps, params["denoise"], kw.get("sigmas"))
         image, noise, mask = self._noise(params["seed"])
         sampler = rt.sampler_object(sampler_name, kw.get("sampler"))
@@ -221,10 +219,9 @@ class SweepRun:
                 return got
             self.done_units += self.ref_desc["steps"]
             self.timing["reference_s"] += time.perf_counter() - t0
-            images = self.decoder.metric_images(latent)
             info = {"params": p, "nfe": calls, "sample_s": sample_s}
-            self.cache.save_reference(key, latent, images, info)
-            got = (latent, images, info)
+            got = [latent, None, info]        # images filled in by the worker before any cell uses them
+            self.post(self._finish_reference, key, got)
         self.references[key] = got[2]
         self.current_ref = (key, got)
         return got
@@ -263,7 +260,9 @@ class SweepRun:
         return self.post(self._finish_cell, rec, latent, images, ref)
 
     def post(self, fn, *args):
-        """Queue post-processing; at most two cells wait (bounded memory)."""
+        """Queue post-processing on the writer thread (one thread, so jobs run in order: a
+        reference is decoded and saved before the cells that use it); at most two jobs wait
+        (bounded memory)."""
         while len(self.inflight) >= 2:
             self.collect(self.inflight.pop(0))
         fut = self.worker.submit(fn, *args)
@@ -271,8 +270,21 @@ class SweepRun:
         return fut
 
     def collect(self, fut):
-        rec, thumb = fut.result()
-        self.records[rec["index"]], self.thumbs[rec["index"]] = rec, thumb
+        got = fut.result()
+        if got is not None:
+            rec, thumb, strip = got
+            self.records[rec["index"]], self.thumbs[rec["index"]] = rec, thumb
+            if strip is not None:
+                self.strips[rec["index"]] = strip
+
+    def _finish_reference(self, key, got):
+        """Writer thread: the reference's images for PSNR/SSIM, then its files (resume)."""
+        try:
+            got[1] = self.decoder.metric_images(got[0])
+            self.cache.save_reference(key, got[0], got[1], got[2])
+        except Exception as e:  # a full disk or a broken decode costs the image metrics, not the sweep
+            log.warning("[Sampler Lab] step sweep: saving the reference failed: %s", e)
+        return None
 
     def drain(self):
         while self.inflight:
@@ -280,27 +292,28 @@ class SweepRun:
 
     def _save_failed(self, rec):
         self.cache.save_cell(rec["key"], rec)
-        return rec, None
+        return rec, None, None
 
     def _finish_cell(self, rec, latent, images, ref):
         try:
-            metric = self.decoder.metric_images(latent, images) if ref is not None and ref[1] is not None else None
+            metric = self.decoder.metric_images(latent, images)        # exact lab colour map: cheap, also the picture
             if ref is not None and ref[0] is not None:
                 rec["rmse"] = latent_rmse(latent, ref[0])
                 rec["rel_rmse"] = relative_rmse(latent, ref[0])
-                if metric is not None and ref[1].shape == metric.shape:
+                if metric is not None and ref[1] is not None and ref[1].shape == metric.shape:
                     a = torch.from_numpy(metric).to(torch.float32) / 255.0
                     b = torch.from_numpy(ref[1]).to(torch.float32) / 255.0
                     rec["psnr"], rec["ssim"] = psnr(a, b), ssim(a, b)
             elif ref is not None:
                 rec["reference_error"] = ref[2].get("error")
-            first = self.decoder.display_image(latent, images)
+            first = self.decoder.display_image(latent, images, metric)
             self.cache.save_cell(rec["key"], rec, first)
-            return rec, thumbnail(first, int(self.kw["cell_size"]))
+            thumb = thumbnail(first, int(self.kw["cell_size"]))
+            return rec, thumb, caption_strip(thumb.shape[1], thumb.shape[0], self.caption(rec))
         except Exception as e:  # a broken decode or a full disk fails this cell, not the sweep
             log.warning("[Sampler Lab] step sweep: cell %d post-processing failed: %s", rec["index"], e)
             rec.update(status="failed", error=f"{type(e).__name__}: {e}"[:400])
-            return rec, None
+            return rec, None, None
 
     # the whole sweep --------------------------------------------------------------------------
     def execute(self):
@@ -311,7 +324,7 @@ class SweepRun:
         self.previewer = latent_preview.get_previewer(self.model.load_device, self.model.model.latent_format)
         self.pbar = comfy.utils.ProgressBar(1)
         self.resolve_equal_cost()
-        self.records, self.thumbs, pending = {}, {}, []
+        self.records, self.thumbs, self.strips, pending = {}, {}, {}, []
         records, thumbs = self.records, self.thumbs
         for cell in self.cells:
             got = self.cache.load_cell(self.cell_key(cell))
@@ -365,13 +378,14 @@ class SweepRun:
 
     # outputs -------------------------------------------------------------------------------------
     def pnginfo(self):
+        """PNG text chunks with the workflow, as ComfyUI's SaveImage writes them (None when disabled)."""
         if comfy_args.disable_metadata:
             return None
-        meta = PngInfo()
+        meta = {}
         if self.kw.get("prompt") is not None:
-            meta.add_text("prompt", json.dumps(self.kw["prompt"]))
+            meta["prompt"] = json.dumps(self.kw["prompt"])
         for k, v in (self.kw.get("extra_pnginfo") or {}).items():
-            meta.add_text(k, json.dumps(v))
+            meta[k] = json.dumps(v)
         return meta
 
     def report(self, records, status, total_s):
@@ -417,6 +431,19 @@ class SweepRun:
         self.cache.write_text("report.csv", to_csv(rep["cells"]))
         return rep, text
 
+    @staticmethod
+    def caption(r):
+        """The text under a cell: steps, counted calls, sampling time; distances when measured."""
+        if r["status"] != "ok":
+            return "failed"
+        line1 = f"{r['params']['steps']} steps | {r['nfe']} calls | {r['sample_s']:.2f} s"
+        line2 = ""
+        if r.get("rel_rmse") is not None:
+            line2 = f"d {_fmt(r['rel_rmse'], '.1e')}"
+            if r.get("psnr") is not None:
+                line2 += f" | {_fmt(r['psnr'], '.1f')} dB | ssim {_fmt(r['ssim'], '.3f')}"
+        return line1 + ("\n" + line2 if line2 else "")
+
     def grids(self, records, thumbs):
         g_n, rows, cols = self.shape
         ref = next((t for t in thumbs.values() if t is not None), None)
@@ -425,19 +452,7 @@ class SweepRun:
         (xa, _), (ya, _), (za, _) = self.axes
         col_labels = [by_pos[(0, 0, c)].labels.get(xa, "") for c in range(cols)]
         row_labels = [by_pos[(0, r, 0)].labels.get(ya, "") for r in range(rows)]
-        captions = {}
-        for c in self.cells:
-            r = records[c.index]
-            if r["status"] != "ok":
-                captions[c.index] = "failed"
-                continue
-            line1 = f"{c.params['steps']} steps | {r['nfe']} calls | {r['sample_s']:.2f} s"
-            line2 = ""
-            if r.get("rel_rmse") is not None:
-                line2 = f"d {_fmt(r['rel_rmse'], '.1e')}"
-                if r.get("psnr") is not None:
-                    line2 += f" | {_fmt(r['psnr'], '.1f')} dB | ssim {_fmt(r['ssim'], '.3f')}"
-            captions[c.index] = line1 + ("\n" + line2 if line2 else "")
+        captions = {c.index: self.caption(records[c.index]) for c in self.cells}
         layout = GridLayout(cw, ch, rows, cols, col_labels, row_labels, list(captions.values()))
         kw = self.kw
         base = (f"seed {kw['seed']}, cfg {kw['cfg']:g}, {kw['sampler_name']}, {kw['scheduler']}, "
@@ -453,6 +468,7 @@ class SweepRun:
             cells = [[None] * cols for _ in range(rows)]
             caps = [[""] * cols for _ in range(rows)]
             fails = [[None] * cols for _ in range(rows)]
+            strips = [[None] * cols for _ in range(rows)]
             for r in range(rows):
                 for c in range(cols):
                     cell = by_pos[(g, r, c)]
@@ -460,10 +476,12 @@ class SweepRun:
                     cells[r][c] = thumbs.get(cell.index)
                     caps[r][c] = captions[cell.index]
                     fails[r][c] = None if rec["status"] == "ok" else (rec.get("error") or "failed")
+                    if cells[r][c] is not None and cells[r][c].shape[:2] == (ch, cw):
+                        strips[r][c] = self.strips.get(cell.index)     # captions drawn as the cells finished
             zlab = by_pos[(g, 0, 0)].labels.get(za, "")
             title = (f"Step sweep{': ' + zlab if zlab else ''} - " + " x ".join(names.values()) +
                      f"\nbase: {base}\n{ref_txt}" + ("; equal model calls (NFE) per column" if kw["equal_cost"] else ""))
-            images.append(draw_grid(layout, title, cells, caps, fails))
+            images.append(draw_grid(layout, title, cells, caps, fails, strips))
             self.grid_meta["titles"].append(title)
         singles = [thumbs.get(c.index) if thumbs.get(c.index) is not None else blank for c in self.cells]
         return images, singles
@@ -483,20 +501,34 @@ class SweepRun:
         return draw_chart([{"name": k, "points": v} for k, v in series.items()], x_label, tol,
                           title=f"Step sweep: distance to the reference and sampling time vs {x_label}")
 
+    def _chart_file(self, records, meta):
+        arr = self.chart(records)
+        self.cache.write_image("chart.png", arr, meta)
+        return arr
+
     def finish(self, records, thumbs, t_start):
         grid_arrays, singles = self.grids(records, thumbs)
-        chart_arr = self.chart(records)
         meta = self.pnginfo()
         sub = os.path.relpath(self.folder, self.out_dir).replace(os.sep, "/")
-        ui, files = [], {}
-        for g, arr in enumerate(grid_arrays):
-            name = "grid.png" if len(grid_arrays) == 1 else f"grid_{g + 1}.png"
-            Image.fromarray(arr).save(os.path.join(self.folder, name), pnginfo=meta, compress_level=4)
-            ui.append({"filename": name, "subfolder": sub, "type": "output"})
-            files.setdefault("grids", []).append(name)
-        Image.fromarray(chart_arr).save(os.path.join(self.folder, "chart.png"), pnginfo=meta, compress_level=4)
-        ui.append({"filename": "chart.png", "subfolder": sub, "type": "output"})
-        files["chart"] = "chart.png"
+        ui, files, writes = [], {}, []
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sampler_lab_sweep_end") as pool:
+            # the grid PNGs compress (zlib releases the GIL) and the chart is drawn and saved while this
+            # thread converts the outputs; all of it is on disk before the report (whose total_s
+            # therefore covers it) and before the node returns
+            for g, arr in enumerate(grid_arrays):
+                name = "grid.png" if len(grid_arrays) == 1 else f"grid_{g + 1}.png"
+                writes.append(pool.submit(self.cache.write_image, name, arr, meta))
+                ui.append({"filename": name, "subfolder": sub, "type": "output"})
+                files.setdefault("grids", []).append(name)
+            chart = pool.submit(self._chart_file, records, meta)
+            ui.append({"filename": "chart.png", "subfolder": sub, "type": "output"})
+            files["chart"] = "chart.png"
+            grid_t = torch.from_numpy(np.stack(grid_arrays)).to(torch.float32).div_(255.0)
+            singles_t = torch.from_numpy(np.stack(singles)).to(torch.float32).div_(255.0)
+            chart_arr = chart.result()
+            chart_t = torch.from_numpy(chart_arr[None]).to(torch.float32).div_(255.0)
+            for w in writes:
+                w.result()
         rep = self.report(records, "complete", time.perf_counter() - t_start)
         rep["files"] = dict(files, report_json="report.json", report_csv="report.csv")
         rep["grid"] = self.grid_meta
@@ -504,9 +536,6 @@ class SweepRun:
         self.cache.write_text("report.json", text)
         self.cache.write_text("report.csv", to_csv(rep["cells"]))
         log.info("[Sampler Lab] step sweep done: %s (recommended steps %s)", self.folder, rep["recommended_steps"])
-        grid_t = torch.from_numpy(np.stack(grid_arrays)).to(torch.float32) / 255.0
-        singles_t = torch.from_numpy(np.stack(singles)).to(torch.float32) / 255.0
-        chart_t = torch.from_numpy(chart_arr[None]).to(torch.float32) / 255.0
         return {"ui": {"images": ui, "sampler_lab_sweep": [viewer_payload(rep, ui[:len(grid_arrays)])]},
                 "result": (grid_t, singles_t, chart_t, text, int(rep["recommended_steps"]))}
 

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import torch
+from PIL import Image
 
 import comfy.model_management
 import comfy.model_patcher
@@ -102,6 +103,15 @@ class GuiderFactory:
             raise SweepAxisError("connect positive and negative CONDITIONING (or a GUIDER)")
         self.model, self.positive, self.negative, self.guider = model, positive, negative, guider
         self.options = meter.install(guider.model_options if guider is not None else model.model_options)
+        self.built = {}
+
+    def get(self, cfg, controlnet_end, cfg_swept):
+        """The guider for these settings, built once per sweep (a guider copies its conds at
+        every sample() call, so one object serves every cell that shares cfg and ControlNet end)."""
+        key = (float(cfg), controlnet_end, bool(cfg_swept))
+        if key not in self.built:
+            self.built[key] = self.build(cfg, controlnet_end, cfg_swept)
+        return self.built[key]
 
     @property
     def patcher(self):
@@ -175,7 +185,7 @@ def is_lab_model(patcher):
 
 def to_uint8(images):
     """(N, H, W, 3) float in [0, 1] -> uint8 numpy."""
-    return images.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+    return images.detach().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
 
 
 def _first(latent):
@@ -209,12 +219,16 @@ class Decoder:
             return to_uint8(latent_to_rgb(latent, upscale=1))
         return None
 
-    def display_image(self, latent, decoded=None):
-        """uint8 (H, W, 3): the first image at full size."""
+    def display_image(self, latent, decoded=None, metric=None):
+        """uint8 (H, W, 3): the first image at full size. For the lab model: its exact colour map
+        (metric_images' first image, when given) enlarged 8x bilinearly in uint8 (Pillow, which
+        releases the GIL; the float map at 8x cost more than sampling a cell on a fast model)."""
         if self.kind == "vae":
             return np.ascontiguousarray((decoded if decoded is not None else self.vae_images(_first(latent)))[0])
         if self.kind == "lab":
-            return to_uint8(latent_to_rgb(_first(latent)))[0]
+            small = metric[0] if metric is not None else to_uint8(latent_to_rgb(_first(latent), upscale=1))[0]
+            h, w = small.shape[:2]
+            return np.asarray(Image.fromarray(np.ascontiguousarray(small)).resize((w * 8, h * 8), Image.BILINEAR))
         return self._preview(_first(latent))[0]
 
     def _preview(self, latent):

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .png import png_bytes
 from .report import _clean
 
 
@@ -23,6 +24,13 @@ def _text_writer(text):
     def write(path):
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
+    return write
+
+
+def _bytes_writer(data):
+    def write(path):
+        with open(path, "wb") as f:
+            f.write(data)
     return write
 
 
@@ -45,11 +53,12 @@ class SweepCache:
     def cell_image_name(self, key):
         return os.path.join("cells", f"{key}.png")
 
-    def save_cell(self, key, record, image=None, pnginfo=None):
-        """image: uint8 (H, W, 3) first image of the cell (full size), or None for a failed cell."""
+    def save_cell(self, key, record, image=None, text=None):
+        """image: uint8 (H, W, 3) first image of the cell (full size), or None for a failed cell;
+        text: PNG text chunks ({keyword: str}, e.g. ComfyUI's workflow metadata)."""
         if image is not None:
             path = os.path.join(self.folder, self.cell_image_name(key))
-            _atomic(path, lambda p: Image.fromarray(image).save(p, format="PNG", pnginfo=pnginfo, compress_level=1))
+            _atomic(path, _bytes_writer(png_bytes(image, text)))
         text = json.dumps(_clean(record), indent=1)
         path = os.path.join(self.cells_dir, f"{key}.json")
         _atomic(path, _text_writer(text))
@@ -96,4 +105,10 @@ class SweepCache:
     def write_text(self, name, text):
         path = os.path.join(self.folder, name)
         _atomic(path, _text_writer(text))
+        return path
+
+    def write_image(self, name, image, text=None):
+        """A whole-sweep picture (grid, chart): uint8 (H, W, 3) as PNG with text chunks."""
+        path = os.path.join(self.folder, name)
+        _atomic(path, _bytes_writer(png_bytes(image, text)))
         return path

@@ -1,6 +1,8 @@
 """Labelled sweep grid drawn with Pillow: column and row headers sized to the cells (font grows
 with the cell), long names wrapped (also inside names like dpmpp_2m_sde_heun at '_'), a
-caption under each cell (model calls, time, distance) and failed cells marked."""
+caption under each cell (model calls, time, distance) and failed cells marked. Fonts, text
+widths and wrapped lines are cached: a sweep draws the same few strings many times."""
+import functools
 import re
 
 import numpy as np
@@ -13,6 +15,7 @@ FAILED = (205, 205, 205)
 FAIL_INK = (150, 20, 20)
 
 
+@functools.lru_cache(maxsize=64)
 def font(size):
     """Pillow's built-in scalable font (Pillow >= 10.1); the fixed bitmap font before that."""
     try:
@@ -21,10 +24,12 @@ def font(size):
         return ImageFont.load_default()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def text_width(fnt, text):
     return fnt.getlength(text) if hasattr(fnt, "getlength") else fnt.getsize(text)[0]
 
 
+@functools.lru_cache(maxsize=256)
 def line_height(fnt):
     box = fnt.getbbox("Ag_|")
     return int((box[3] - box[1]) * 1.3) + 1
@@ -33,6 +38,11 @@ def line_height(fnt):
 def wrap_text(text, fnt, width):
     """Lines no wider than `width` pixels. Breaks at spaces, '_', '/', ',' and '-'; splits a
     piece that is still too wide between characters."""
+    return list(_wrap(str(text), fnt, width))
+
+
+@functools.lru_cache(maxsize=4096)
+def _wrap(text, fnt, width):
     lines = []
     for para in str(text).split("\n"):
         pieces = [p for p in re.findall(r"[^ _/,\-]*[ _/,\-]?", para) if p]
@@ -53,7 +63,28 @@ def wrap_text(text, fnt, width):
             line = piece
         if line.strip() or not lines:
             lines.append(line.rstrip())
-    return lines
+    return tuple(lines)
+
+
+def cell_fonts(cell_w, cell_h):
+    """(font px, caption font px, padding) for grid cells of this size: text grows with the cell."""
+    fs = int(min(64, max(12, round(min(cell_w, cell_h) / 9))))
+    return fs, int(min(48, max(10, round(fs * 0.72)))), max(3, fs // 2)
+
+
+def caption_strip(cell_w, cell_h, caption):
+    """A cell's caption drawn on its own: uint8 (lines * caption line height, cell_w, 3), the same
+    pixels draw_grid puts under the cell. The sweep's writer thread draws it as each cell finishes,
+    so the end of a sweep only pastes it."""
+    _, fs_small, pad = cell_fonts(cell_w, cell_h)
+    small = font(fs_small)
+    lh = line_height(small)
+    lines = wrap_text(caption, small, max(8, cell_w - 2 * pad))
+    img = Image.new("RGB", (cell_w, max(1, len(lines)) * lh), PAPER)
+    d = ImageDraw.Draw(img)
+    for k, line in enumerate(lines):
+        d.text(((cell_w - text_width(small, line)) / 2, k * lh), line, fill=MUTED, font=small)
+    return np.asarray(img, dtype=np.uint8)
 
 
 class GridLayout:
@@ -61,11 +92,9 @@ class GridLayout:
 
     def __init__(self, cell_w, cell_h, rows, cols, col_labels, row_labels, captions, title_width_hint=0):
         self.cell_w, self.cell_h, self.rows, self.cols = cell_w, cell_h, rows, cols
-        self.fs = int(min(64, max(12, round(min(cell_w, cell_h) / 9))))
-        self.fs_small = int(min(48, max(10, round(self.fs * 0.72))))
+        self.fs, self.fs_small, self.pad = cell_fonts(cell_w, cell_h)
         self.font, self.small = font(self.fs), font(self.fs_small)
         self.lh, self.lh_small = line_height(self.font), line_height(self.small)
-        self.pad = max(3, self.fs // 2)
         self.gap = max(2, self.fs // 5)
         inner = max(8, cell_w - 2 * self.pad)
         self.col_lines = [wrap_text(t, self.font, inner) if t else [] for t in col_labels]
@@ -89,10 +118,11 @@ class GridLayout:
         return x0, y0, x0 + self.cell_w, y0 + self.cell_h
 
 
-def draw_grid(layout, title, cells, captions, failures):
+def draw_grid(layout, title, cells, captions, failures, strips=None):
     """One grid as a uint8 (H, W, 3) array.
 
-    cells[r][c]: uint8 (h, w, 3) array or None; captions[r][c]: str; failures[r][c]: str or None."""
+    cells[r][c]: uint8 (h, w, 3) array or None; captions[r][c]: str; failures[r][c]: str or None;
+    strips[r][c] (optional): the caption already drawn by caption_strip, pasted instead of drawing."""
     img = Image.new("RGB", (layout.width, layout.height), PAPER)
     d = ImageDraw.Draw(img)
     lo = layout
@@ -132,6 +162,11 @@ def draw_grid(layout, title, cells, captions, failures):
                     d.text((x0 + lo.pad, ty), line, fill=FAIL_INK, font=lo.small)
                     ty += lo.lh_small
             ty = y1 + lo.pad // 2
+            strip = strips[r][c] if strips is not None and fail is None else None
+            if strip is not None and strip.shape[1] == lo.cell_w and len(
+                    wrap_text(captions[r][c], lo.small, inner)) * lo.lh_small == strip.shape[0]:
+                img.paste(Image.fromarray(strip[:lo.caption_lines * lo.lh_small]), (x0, ty))
+                continue
             for line in wrap_text(captions[r][c], lo.small, inner)[:lo.caption_lines]:
                 tw = text_width(lo.small, line)
                 d.text((x0 + (lo.cell_w - tw) / 2, ty), line, fill=MUTED, font=lo.small)

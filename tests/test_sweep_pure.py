@@ -8,7 +8,8 @@ import torch
 
 import sweep
 from sweep import SweepAxisError, parse_axis
-from sweep.grid import GridLayout, draw_grid, font, text_width
+from sweep.grid import GridLayout, caption_strip, draw_grid, font, text_width
+from sweep.png import png_bytes
 
 SAMPLERS = ["euler", "euler_ancestral", "heun", "dpmpp_2m", "dpmpp_2m_sde_heun_gpu", "lab_rk4", "lab_rk4_38",
             "lab_rk_midpoint"]
@@ -166,6 +167,38 @@ def test_grid_places_cells_and_draws_headers():
     assert layout.row_w > 0 and (img[y0:y0 + 40, :layout.row_w] < 100).any()
     big = GridLayout(512, 512, 1, 1, ["x"], [""], [""])
     assert big.fs > layout.fs                                     # headers grow with the cells
+
+
+def test_caption_strips_paste_the_same_pixels_as_drawing():
+    rng = np.random.default_rng(1)
+    caps = [["8 steps | 8 calls | 0.01 s\nd 1.2e-02 | 31.5 dB | ssim 0.912", "16 steps | 31 calls | 0.02 s"],
+            ["4 steps | 4 calls | 0.00 s\nd 3.4e-01", "a_long_caption_that_wraps_over_several_lines_of_the_cell"]]
+    tiles = [[rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(2)] for _ in range(2)]
+    layout = GridLayout(128, 96, 2, 2, ["a", "b"], ["r1", "r2"], [c for row in caps for c in row])
+    fails = [[None, None], [None, None]]
+    drawn = draw_grid(layout, "t", tiles, caps, fails)
+    strips = [[caption_strip(128, 96, c) for c in row] for row in caps]
+    assert strips[1][1].shape[0] > strips[0][1].shape[0]          # the long caption wraps
+    assert np.array_equal(draw_grid(layout, "t", tiles, caps, fails, strips), drawn)
+    _, y0, _, y1 = layout.cell_box(0, 0)
+    assert (drawn[y1:y1 + layout.caption_h, :] < 200).any()        # the captions are really there
+
+
+def test_png_writer_round_trips_pixels_and_metadata():
+    from io import BytesIO
+    from PIL import Image
+    rng = np.random.default_rng(2)
+    arr = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    arr[10:20] = 255                                              # flat rows too
+    for row_filter in ("none", "sub", "up"):
+        data = png_bytes(arr, {"prompt": '{"1": {}}', "workflow": "{}"}, row_filter=row_filter)
+        with Image.open(BytesIO(data)) as im:
+            assert im.mode == "RGB" and np.array_equal(np.asarray(im), arr)
+            assert im.info["prompt"] == '{"1": {}}' and im.info["workflow"] == "{}"
+    with pytest.raises(ValueError, match="H, W, 3"):
+        png_bytes(arr[..., :2])
+    with pytest.raises(ValueError, match="row_filter"):
+        png_bytes(arr, row_filter="paeth")
 
 
 def test_chart_draws_series():
