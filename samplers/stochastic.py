@@ -79,12 +79,13 @@ def renoise_step(x, denoised, model_kind, sigma, sigma_next, rho, noise, s_noise
     a, b = alpha_beta(model_kind, sigma)
     a_n, b_n = alpha_beta(model_kind, sigma_next)
     c_x = b_n * math.sqrt(max(1.0 - rho * rho, 0.0)) / b
-    out = c_x * x + (a_n - c_x * a) * denoised
+    out = x * c_x                                   # one new tensor; the rest is fused in place
+    out.add_(denoised, alpha=a_n - c_x * a)
     if uncond is not None:
-        out = out + (c_x * a) * (denoised - uncond)
+        out.add_(denoised - uncond, alpha=c_x * a)
     c_z = b_n * rho * s_noise
     if c_z > 0.0:
-        out = out + c_z * noise(sigma, sigma_next)
+        out.add_(noise(sigma, sigma_next), alpha=c_z)
     return out
 
 
