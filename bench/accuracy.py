@@ -59,6 +59,32 @@ CORE_SDE = {
 }
 
 
+NOTES = """Notes (what the numbers say, issue #9):
+- eps and v give the same numbers: in ComfyUI's x-space both are x = x0 + sigma n with the same exact denoiser.
+- The last step. Every k-diffusion sampler ends with x = D(x, sigma_min): for data of spread s that is off by
+  ~ sigma_min^2 / (2 s^2) relative (~3e-3 RMSE here), a floor no higher order removes. lab_plms, lab_pndm,
+  lab_plms_unic and lab_dpmpp2m_unic now take that step as Adams-Bashforth in rho = sigma / alpha on eps
+  (samplers/plms.py final_step, no extra call; the order drops where the last steps are too close to
+  extrapolate stably): lab_plms / exponential, eps cfg 1, NFE 20: 0.0031 -> 0.00056.
+- lab_dpmpp2m_unic ("order 3" mid-trajectory) still converges slowly over whole runs at NFE <= 10: the
+  UniC samplers lose their last correction in that step, because the model was evaluated at the
+  uncorrected point x~ and the step only has D(x~). Using D(x~) + (x_corr - x~) instead (exact to first
+  order) took lab_dpmpp2m_unic / exponential at NFE 10 from 0.0046 to 0.0011 and made all 24 targets
+  hold in a trial run, but doubled the output's sensitivity to a half-precision model's errors
+  (tests/test_reliability_inputs.py::test_half_precision_lab_model fails), so it is not shipped.
+- lab_plms vs ipndm at NFE 4-6 (same Adams-Bashforth family): not the warm-up. lab_plms extrapolates the
+  denoised D in lambda = log(alpha / sigma); at NFE <= 6 the steps are 1.5-2 in lambda, and at high noise
+  D - mean moves like e^lambda, which no low-degree polynomial follows over such steps (order 2 and 3 beat
+  order 4 there). ipndm extrapolates eps in sigma, and eps is nearly constant at high noise. Inherent to
+  the data-prediction form (which in turn is the robust one under strong guidance); the optimised schedule
+  and UniC are what close that gap.
+- Optimised schedules are fitted on calibration noises and scored on others: the gap between the two is
+  reported per pair in accuracy.json (calibration_rmse)."""
+
+
+OPTIMIZED_SCHEDULER = "lab_optimizer"   # = bench.optimized.SCHEDULER (kept here for --from-json re-renders)
+
+
 def steps_for(nfe_of, nfe):
     """Smallest step count whose planned model calls equal nfe exactly (None if none does)."""
     for n in range(1, nfe + 1):
@@ -112,6 +138,15 @@ class Unit:
         self.noise = torch.randn((batch, 4, 8, 8), generator=gen)
         self.latent = torch.zeros_like(self.noise)
         self._refs = {}
+        self._cal_weights = None if cfg == 1.0 else CLASS_ID
+
+    def calibration_denoise(self, batch):
+        """The exact (guided) denoiser for a calibration batch of `batch` samples (float64)."""
+        cw = None
+        if self._cal_weights is not None:
+            cw = torch.nn.functional.one_hot(torch.full((batch,), CLASS_ID), self.mixture.num_classes)
+            cw = cw.to(torch.float64)
+        return self.mixture.denoiser(self.parameterization, class_weights=cw, cfg=self.cfg)
 
     def x_start(self, sigmas):
         """The latent ComfyUI's KSAMPLER hands the sampler (its own noise_scaling and max_denoise)."""
@@ -161,17 +196,80 @@ def data_distance(mixture, x0):
     return (dist - 1.0).abs()
 
 
+def score_run(unit, rec, name, sigmas, kind, exact):
+    """Run one (sampler, sigmas) through ComfyUI on the unit's noise and fill rec in place."""
+    try:
+        if float(sigmas[-1]) != 0.0 or len(sigmas) != rec["steps"] + 1:
+            raise ValueError(f"schedule has {len(sigmas)} values ending at {float(sigmas[-1])}")
+        rec["sigma0"], rec["sigma_max"] = float(sigmas[0]), float(unit.model_sampling.sigma_max)
+        x0, ref, ref_mode = unit.reference(sigmas)
+        t = time.perf_counter()
+        out, counted, first = unit.run(name, sigmas)
+        rec["seconds"] = time.perf_counter() - t
+    except Exception as e:  # a pair that cannot run is reported, not fatal
+        rec.update(status="error", error=f"{type(e).__name__}: {e}"[:200])
+        return rec
+    rec["counted_nfe"] = counted
+    rec["start_error"] = float((first - x0).abs().max()) if first is not None else None
+    ok = counted == rec["nfe"] if exact else counted <= rec["nfe"]
+    rec["status"] = "ok" if ok else "nfe_mismatch"
+    if not torch.isfinite(out).all():
+        rec["status"] = "nonfinite"
+    elif kind == "ode":
+        rec["rmse"] = per_sample_rmse(out, ref).tolist()
+        rec["mode_agree"] = (unit.mixture.nearest(out)[0] == ref_mode).tolist()
+    else:
+        rec["data_distance"] = data_distance(unit.mixture, out).tolist()
+    return rec
+
+
+def optimized_runs(unit, cands, nfes, cache):
+    """Pairs with a schedule from the pack's Schedule Optimizer, fitted on calibration noises (other seeds
+    than the evaluation noise) for each sampler in bench.optimized.SAMPLERS and NFE; (records, new cache)."""
+    import comfy.samplers
+    from bench import optimized
+    kind = "flow" if unit.parameterization == "flow" else "ve"
+    cal, records, new = None, [], {}
+    for nfe in nfes:
+        for sname in optimized.SAMPLERS:
+            cand = next((c for c in cands if c[0] == sname and c[2] == "ode"), None)
+            steps = steps_for(cand[3], nfe) if cand else None
+            if steps is None:
+                continue
+            key = optimized.cache_key(unit.mix_index, unit.parameterization, unit.cfg, nfe, sname, steps)
+            hit = cache.get(key)
+            t = time.perf_counter()
+            if hit is None:
+                if cal is None:
+                    cal = optimized.Calibration(unit, kind)
+                base = comfy.samplers.calculate_sigmas(unit.model_sampling, "karras", steps)
+                sig, err = optimized.optimise(cal, sname, steps, baseline=base)
+                hit = {"sigmas": [float(v) for v in sig], "calibration_rmse": err,
+                       "seconds": time.perf_counter() - t}
+                new[key] = hit
+            rec = {"mixture": unit.mix_index, "param": unit.parameterization, "cfg": unit.cfg, "sampler": sname,
+                   "origin": cand[1], "kind": "ode", "scheduler": optimized.SCHEDULER, "nfe": nfe, "steps": steps,
+                   "exact_nfe": cand[4], "calibration_rmse": hit["calibration_rmse"],
+                   "optimize_seconds": hit.get("seconds")}
+            records.append(score_run(unit, rec, sname, torch.tensor(hit["sigmas"], dtype=torch.float32), "ode",
+                                     cand[4]))
+    return records, new
+
+
 def run_unit(args):
-    """All runs of one unit; returns a list of raw records (per-sample numbers kept for pooling)."""
-    mix_index, parameterization, cfg, batch, nfes, sde_nfes, quick = args
+    """All runs of one unit; returns (raw records, new optimizer cache entries)."""
+    mix_index, parameterization, cfg, batch, nfes, sde_nfes, quick, optimize, cache = args
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)   # torchsde's float-rounding chatter
     pack = common.load_comfy()
     import comfy.samplers
     unit = Unit(mix_index, parameterization, cfg, batch)
-    records = []
-    for sched in schedulers_for(pack, quick):
-        for name, origin, kind, nfe_of, exact in candidates(pack, quick):
+    cands = candidates(pack, quick)
+    records, new = [], {}
+    if optimize:
+        records, new = optimized_runs(unit, cands, nfes, cache)
+    for sched in ([] if optimize == "only" else schedulers_for(pack, quick)):
+        for name, origin, kind, nfe_of, exact in cands:
             if kind == "sde" and cfg != 1.0:
                 continue   # the guided target distribution is not the data: scored at cfg 1 only
             for nfe in (nfes if kind == "ode" else sde_nfes):
@@ -183,31 +281,13 @@ def run_unit(args):
                        "exact_nfe": exact}
                 try:
                     sigmas = comfy.samplers.calculate_sigmas(unit.model_sampling, sched, steps).to(torch.float32)
-                    if float(sigmas[-1]) != 0.0 or len(sigmas) != steps + 1:
-                        raise ValueError(f"schedule has {len(sigmas)} values ending at {float(sigmas[-1])}")
-                    rec["sigma0"], rec["sigma_max"] = float(sigmas[0]), float(unit.model_sampling.sigma_max)
-                    x0, ref, ref_mode = unit.reference(sigmas)
-                    t = time.perf_counter()
-                    out, counted, first = unit.run(name, sigmas)
-                    rec["seconds"] = time.perf_counter() - t
-                except Exception as e:  # a pair that cannot run is reported, not fatal
+                except Exception as e:
                     rec.update(status="error", error=f"{type(e).__name__}: {e}"[:200])
                     records.append(rec)
                     continue
-                rec["counted_nfe"] = counted
-                rec["start_error"] = float((first - x0).abs().max()) if first is not None else None
-                ok = counted == nfe if exact else counted <= nfe
-                rec["status"] = "ok" if ok else "nfe_mismatch"
-                if not torch.isfinite(out).all():
-                    rec["status"] = "nonfinite"
-                elif kind == "ode":
-                    rec["rmse"] = per_sample_rmse(out, ref).tolist()
-                    rec["mode_agree"] = (unit.mixture.nearest(out)[0] == ref_mode).tolist()
-                else:
-                    rec["data_distance"] = data_distance(unit.mixture, out).tolist()
-                records.append(rec)
+                records.append(score_run(unit, rec, name, sigmas, kind, exact))
     print(f"  unit mixture {mix_index} {parameterization} cfg {cfg:g}: {len(records)} runs", file=sys.stderr, flush=True)
-    return records
+    return records, new
 
 
 def exact_floor(batch, quick):
@@ -256,10 +336,10 @@ def aggregate(records):
     return rows
 
 
-def best(rows, param, cfg, nfe, builtin, key="median_rmse", kind="ode"):
+def best(rows, param, cfg, nfe, builtin, key="median_rmse", kind="ode", exclude_scheduler=None):
     pool = [r for r in rows if r["param"] == param and r["cfg"] == cfg and r["nfe"] == nfe and r["kind"] == kind
             and r["status"] == "ok" and key in r and is_builtin(r) == builtin and math.isfinite(r[key])
-            and r.get("full_start", True)]
+            and r.get("full_start", True) and r["scheduler"] != exclude_scheduler]
     return min(pool, key=lambda r: r[key]) if pool else None
 
 
@@ -271,7 +351,10 @@ def headline(rows, nfes, cfgs=CFGS, params=PARAMETERIZATIONS):
             for nfe in nfes:
                 p, c = best(rows, param, cfg, nfe, False), best(rows, param, cfg, nfe, True)
                 ratio = c["median_rmse"] / p["median_rmse"] if p and c and p["median_rmse"] > 0 else None
-                out.append({"param": param, "cfg": cfg, "nfe": nfe, "pack": p, "builtin": c, "ratio": ratio})
+                fixed = best(rows, param, cfg, nfe, False, exclude_scheduler=OPTIMIZED_SCHEDULER)
+                out.append({"param": param, "cfg": cfg, "nfe": nfe, "pack": p, "builtin": c, "ratio": ratio,
+                            "pack_fixed": fixed, "ratio_fixed": c["median_rmse"] / fixed["median_rmse"]
+                            if fixed and c and fixed["median_rmse"] > 0 else None})
             for nfe in (5, 8, 10):
                 h = next((o for o in out if o["param"] == param and o["cfg"] == cfg and o["nfe"] == nfe), None)
                 if h and h["ratio"] is not None:
@@ -296,14 +379,29 @@ def markdown(rows, head, targets, floor, meta):
              f"start latent, pooled over {meta['mixtures']} mixtures x batch {meta['batch']}; mode = fraction of "
              "samples ending in the same mixture component as the reference. \"pack\" = the best pair using a "
              "Sampler Lab sampler or scheduler; \"built-in\" = the best pair of a ComfyUI sampler and scheduler.", ""]
+    opt = meta.get("optimizer")
+    if opt:
+        lines += [f"Scheduler `{opt['scheduler']}` = the pack's Schedule Optimizer (schedulers/optimize.py: trace, "
+                  f"DP starts, coordinate descent on the sampler's own error) fitted per mixture, parameterisation, "
+                  f"cfg, "
+                  f"NFE and sampler ({', '.join(opt['samplers'])}) on {opt['calibration_noises_per_mixture']} "
+                  f"CALIBRATION noises per mixture (seeds {opt['calibration_seed']} + 17 m + 1; the scored noise "
+                  f"uses seeds 17 m + 1, so the schedules never saw it); grid {opt['grid_points']}, "
+                  f"{opt['passes']} passes, span {opt['span']}. Fitted in this run: "
+                  f"{meta.get('optimizer_fitted_now', 0)}; the rest came from the cache "
+                  f"(bench/results/optimized_schedules.json, keyed by these settings).",
+                  ""]
     body = []
     for h in head:
         p, c = h["pack"], h["builtin"]
+        q = h.get("pack_fixed")
         body.append([h["param"], f(h["cfg"]), h["nfe"], pair(p), f(p and p["median_rmse"]),
                      f(p and p["mode_agreement"], 2), pair(c), f(c and c["median_rmse"]),
-                     f(c and c["mode_agreement"], 2), f(h["ratio"], 3)])
+                     f(c and c["mode_agreement"], 2), f(h["ratio"], 3), pair(q), f(q and q["median_rmse"]),
+                     f(h.get("ratio_fixed"), 3)])
     lines += [common.md_table(["param", "cfg", "NFE", "best pack pair", "RMSE", "mode", "best built-in pair",
-                               "RMSE", "mode", "built-in / pack"], body), ""]
+                               "RMSE", "mode", "built-in / pack", "best pack pair without the optimizer", "RMSE",
+                               "built-in / it"], body), ""]
     lines += ["Targets:", "", common.md_table(
         ["target", "param", "cfg", "value", "holds"],
         [[t["target"], t["param"], f(t["cfg"]), f(t["value"], 3), "yes" if t["holds"] else "**no**"] for t in targets]), ""]
@@ -320,6 +418,7 @@ def markdown(rows, head, targets, floor, meta):
                   f"nearest component / (std sqrt(dim)); exact samples give {f(floor)}.", "",
                   common.md_table(["param", "NFE", "best pack pair", "data dist.", "best built-in pair", "data dist."],
                                   sde), ""]
+    lines += [NOTES, ""]
     low = sorted({r["scheduler"] for r in rows if r["status"] == "ok" and not r.get("full_start", True)})
     if low:
         lines += ["Scored but not ranked (schedule starts below the model's sigma_max, an easier problem): "
@@ -357,26 +456,46 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=None, help="samples per mixture (default 8; quick 2)")
     ap.add_argument("--out", default=common.RESULTS, help="output folder (default bench/results)")
     ap.add_argument("--from-json", default=None, help="re-rank and re-render a saved accuracy.json (no runs)")
+    ap.add_argument("--params", default=",".join(PARAMETERIZATIONS), help="subset, e.g. eps (development)")
+    ap.add_argument("--cfgs", default=",".join(f"{c:g}" for c in CFGS), help="subset, e.g. 1 (development)")
+    ap.add_argument("--nfes", default=None, help="subset, e.g. 5,10 (development)")
+    ap.add_argument("--no-optimize", action="store_true", help="skip the Schedule Optimizer pairs")
+    ap.add_argument("--only-optimized", action="store_true",
+                    help="run only the Schedule Optimizer pairs (development)")
     a = ap.parse_args(argv)
     if a.from_json:
         return rerender(a.from_json, a.out)
     batch = a.batch or (2 if a.quick else 8)
     mixtures = (0,) if a.quick else tuple(range(len(MIXTURES)))
     nfes = (5, 10, 20) if a.quick else NFES
+    if a.nfes:
+        nfes = tuple(int(v) for v in a.nfes.split(","))
     sde_nfes = (10,) if a.quick else STOCHASTIC_NFES
-    units = [(m, p, c, batch, nfes, sde_nfes, a.quick) for p in PARAMETERIZATIONS for c in CFGS for m in mixtures]
+    params = tuple(a.params.split(","))
+    cfgs = tuple(float(v) for v in a.cfgs.split(","))
+    optimize = not a.no_optimize
+    from bench import optimized
+    optimized.configure(a.quick)
+    cache = optimized.load_cache(a.out) if optimize else {}
+    units = [(m, p, c, batch, nfes, sde_nfes, a.quick, "only" if a.only_optimized else optimize, cache)
+             for p in params for c in cfgs for m in mixtures]
     t = time.perf_counter()
     if a.workers > 1:
         with multiprocessing.get_context("fork").Pool(a.workers) as pool:
             chunks = pool.map(run_unit, units, chunksize=1)
     else:
         chunks = [run_unit(u) for u in units]
-    records = [r for c in chunks for r in c]
+    records = [r for c, _ in chunks for r in c]
+    new_entries = {k: v for _, n in chunks for k, v in n.items()}
+    if new_entries:
+        optimized.save_cache(a.out, new_entries)
     rows = aggregate(records)
     common.load_comfy()
     meta = {"machine": common.machine(), "comfyui": common.comfy_version(), "date": common.today(),
             "seconds": time.perf_counter() - t, "mixtures": len(mixtures), "batch": batch, "quick": a.quick,
-            "nfes": list(nfes), "reference_steps": REFERENCE_STEPS, "class_id": CLASS_ID, "cfgs": list(CFGS)}
+            "nfes": list(nfes), "reference_steps": REFERENCE_STEPS, "class_id": CLASS_ID, "cfgs": list(cfgs),
+            "params": list(params), "optimizer": optimized.settings() if optimize else None,
+            "optimizer_fitted_now": len(new_entries)}
     return publish(rows, meta, exact_floor(batch, a.quick), a.out)
 
 
@@ -405,17 +524,22 @@ def rerender(path, out):
 
 def publish(rows, meta, floor, out):
     nfes = tuple(meta["nfes"])
-    head, targets = headline(rows, nfes)
+    head, targets = headline(rows, nfes, tuple(meta.get("cfgs", CFGS)),
+                             tuple(meta.get("params", PARAMETERIZATIONS)))
     md = markdown(rows, head, targets, floor, meta)
     os.makedirs(out, exist_ok=True)
     common.write_text(os.path.join(out, "accuracy.md"), md + "\n")
     png = plot(head, os.path.join(out, "accuracy.png"), nfes)
-    common.write_json(os.path.join(out, "accuracy.json"), {
-        "meta": meta, "rows": rows, "targets": targets, "exact_data_distance": floor,
-        "headline": [{"param": h["param"], "cfg": h["cfg"], "nfe": h["nfe"], "ratio": h["ratio"],
-                      "pack": h["pack"], "builtin": h["builtin"]} for h in head]})
+    summary = {"meta": meta, "targets": targets, "exact_data_distance": floor,
+               "headline": [{"param": h["param"], "cfg": h["cfg"], "nfe": h["nfe"], "ratio": h["ratio"],
+                             "pack": h["pack"], "builtin": h["builtin"], "pack_fixed": h["pack_fixed"],
+                             "ratio_fixed": h["ratio_fixed"]} for h in head]}
+    # accuracy.json: every pair at every NFE (megabytes); accuracy_summary.json: the headline and
+    # targets only (what bench/published keeps under version control)
+    common.write_json(os.path.join(out, "accuracy.json"), {**summary, "rows": rows})
+    common.write_json(os.path.join(out, "accuracy_summary.json"), summary)
     print(md)
-    print(f"wrote {out}/accuracy.md, accuracy.json, {os.path.basename(png or '-')}")
+    print(f"wrote {out}/accuracy.md, accuracy.json, accuracy_summary.json, {os.path.basename(png or '-')}")
     return 0
 
 

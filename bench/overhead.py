@@ -83,6 +83,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--step-ms", type=float, default=None, help="model step time (ms) for every size")
     ap.add_argument("--out", default=common.RESULTS)
+    ap.add_argument("--samplers", default=None, help="only these pack samplers (comma list), e.g. the SDE rows")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -90,6 +91,8 @@ def main(argv=None):
     import comfy.samplers
     names = set(comfy.samplers.SAMPLER_NAMES)
     pairs = [(p, c) for p, c in MATCH.items() if p in names and c in names and (not a.quick or p in QUICK)]
+    if a.samplers:
+        pairs = [(p, c) for p, c in pairs if p in a.samplers.split(",")]
     sizes = {"SD1.5": SIZES["SD1.5"]} if a.quick else SIZES
     repeats, steps = (2, 4) if a.quick else (a.repeats, a.steps)
     dtype = torch.float16 if a.device == "cuda" else torch.float32

@@ -8,7 +8,11 @@ Two noise samplers with k-diffusion's call form noise(sigma, sigma_next) -> N(0,
   "Scalable Gradients for Stochastic Differential Equations", Sec. 4: recursive bisection
   with the Brownian-bridge midpoint law and seeds derived from the node). The path does not
   depend on which times are queried, so an SDE run with the same seed converges as the step
-  count grows instead of drawing unrelated noise at every step count.
+  count grows instead of drawing unrelated noise at every step count. Costs `depth` (18)
+  normal draws of x's size per new time ("brownian_tree").
+- StepBrownianNoise (the samplers' default "brownian"): the same tree resolved only to the step's
+  width plus one Brownian-bridge draw per time, ~2 draws per step; exact Brownian law along a run,
+  the path shared across step counts down to the step width (see the class).
 
 Brownian time u: u = sigma for flow (CONST) models and u = sigma / (1 + sigma) for VE
 models (the flow sigma with the same signal-to-noise ratio), so u is in [0, 1] for both.
@@ -168,11 +172,125 @@ class BrownianNoise:
         return self._draws.out(dw / math.sqrt(du))
 
 
+def _u_key(u):
+    """An integer naming the time u exactly (float64 bits), for seeding a draw at u."""
+    return int(round(float(u) * 2.0 ** 53))
+
+
+class StepBrownianNoise:
+    """Increments of one seeded Brownian path at the times a sampler asks for, at ~2 draws per step.
+
+    The same dyadic tree as BrownianNoise (same midpoint seeds), but a query u is resolved only down
+    to a tree interval no wider than the step |u - u_prev|, and W(u) inside it is ONE Brownian-bridge
+    draw between the interval's ends (seeded by the seed and u). Consecutive queries share the tree
+    levels above where they part (cached), so a step costs the few levels between the parting level
+    and the step's width, plus the bridge draw: ~2 normal draws of x's size instead of `depth`.
+
+    Exact law along a run: every new value is drawn from its exact conditional law given all values
+    drawn before (the Markov property of W): tree midpoints only inside tree intervals that hold no
+    earlier query point, and a query that falls inside the interval the previous one was bridged in
+    is bridged between that interval's end and the previous point. So the normalised increments of
+    a run are exactly independent N(0, I), whatever the schedule.
+    Across step counts (same seed): the tree is shared, so the paths agree down to the coarser run's
+    step width; they differ only inside steps, by bridges pinned at tree points. For the diffusion
+    SDEs, whose noise enters additively, that changes the result by O(step) (integration by parts
+    of the noise integral), the order the samplers converge at anyway: a seed still converges as
+    steps grow. Unlike BrownianNoise, W(u) depends on the query sequence (use BrownianNoise where an
+    exactly query-independent path matters).
+    """
+
+    def __init__(self, x, seed=None, model_kind="ve", rng_device=None, width_factor=4.0):
+        brownian_time(model_kind, 0.5)  # validates model_kind
+        if not 0.0 < float(width_factor) <= 64.0:
+            raise ValueError(f"width_factor must be in (0, 64], got {width_factor!r}")
+        self.model_kind, self.width_factor = model_kind, float(width_factor)
+        self._draws = _Draws(x, rng_device)
+        self._seed = mix_seed(_SALT_BROWN, _resolve_seed(seed))
+        self._bridge_seed = mix_seed(self._seed, 0x5A3B1E_0003)
+        w1 = self._draws.normal(mix_seed(self._seed, 0, 0))      # W(1): the same root as BrownianNoise
+        self._path = [(0, 0, torch.zeros_like(w1), w1)]           # (level, index, W(lo), W(hi)) root down
+        self._last = None                                         # (u, W(u), lo, hi, W(lo), W(hi)) bracket
+        self._recent = {}                                         # the last 3 times asked for -> W
+
+    def _bridge(self, u, lo, hi, w_lo, w_hi):
+        if hi <= lo:
+            return w_lo
+        f = (u - lo) / (hi - lo)
+        z = self._draws.normal(mix_seed(self._bridge_seed, _u_key(u)))
+        return torch.lerp(w_lo, w_hi, f).add_(z, alpha=math.sqrt(f * (1.0 - f) * (hi - lo)))
+
+    def _descend(self, u, width):
+        """W(u) through the tree down to an interval of width <= `width`, reusing the cached levels."""
+        keep = 1
+        for k in range(1, len(self._path)):
+            level, index = self._path[k][:2]
+            if index * 2.0 ** -level <= u <= (index + 1) * 2.0 ** -level:
+                keep = k + 1
+            else:
+                break
+        # levels up to keep - 1 also hold the previous query point: go at least one level below them
+        min_level = keep if keep < len(self._path) else 0
+        del self._path[keep:]
+        level, index, w_lo, w_hi = self._path[-1]
+        while (2.0 ** -level > width or level < min_level) and level < 52:
+            mid_w = torch.lerp(w_lo, w_hi, 0.5).add_(
+                self._draws.normal(mix_seed(self._seed, level + 1, 2 * index + 1)),
+                alpha=math.sqrt(2.0 ** -level / 4.0))
+            level, index = level + 1, 2 * index
+            if u * 2.0 ** level >= index + 1:
+                index, w_lo = index + 1, mid_w
+            else:
+                w_hi = mid_w
+            self._path.append((level, index, w_lo, w_hi))
+        lo, hi = index * 2.0 ** -level, (index + 1) * 2.0 ** -level
+        return lo, hi, w_lo, w_hi
+
+    def w(self, u, width):
+        """W(u), resolved to `width` (the step length)."""
+        u = min(max(float(u), 0.0), 1.0)
+        if u in self._recent:          # a time asked for again (a step's start, a stage's shared start)
+            return self._recent[u]
+        if u in (0.0, 1.0):
+            return self._path[0][2] if u == 0.0 else self._path[0][3]
+        last = self._last
+        if last is not None and last[2] < u < last[3]:
+            # inside the interval the previous point was bridged in: bridge to the previous point
+            if u < last[0]:
+                lo, hi, w_lo, w_hi = last[2], last[0], last[4], last[1]
+            else:
+                lo, hi, w_lo, w_hi = last[0], last[3], last[1], last[5]
+        else:
+            lo, hi, w_lo, w_hi = self._descend(u, max(self.width_factor * width, 2.0 ** -52))
+        value = self._bridge(u, lo, hi, w_lo, w_hi)
+        self._last = (u, value, lo, hi, w_lo, w_hi)
+        if len(self._recent) >= 3:
+            self._recent.pop(next(iter(self._recent)))
+        self._recent[u] = value
+        return value
+
+    def increment(self, sigma, sigma_next):
+        u0 = brownian_time(self.model_kind, float(sigma))
+        u1 = brownian_time(self.model_kind, float(sigma_next))
+        du = abs(u1 - u0)
+        w0 = self.w(u0, du)
+        return self.w(u1, du) - w0, du
+
+    def __call__(self, sigma, sigma_next):
+        dw, du = self.increment(sigma, sigma_next)
+        if du == 0.0:
+            return self._draws.out(torch.zeros_like(dw))
+        return self._draws.out(dw / math.sqrt(du))
+
+
 def noise_sampler_for(kind, x, extra_args, model_kind="ve", rng_device=None):
-    """The sampler's noise source: kind "gaussian" or "brownian", seeded by extra_args["seed"]."""
+    """The sampler's noise source, seeded by extra_args["seed"]: kind "gaussian", "brownian"
+    (StepBrownianNoise: one Brownian path, ~2 draws per step) or "brownian_tree" (BrownianNoise:
+    the exactly query-independent path, `depth` draws per new time)."""
     seed = (extra_args or {}).get("seed")
     if kind == "gaussian":
         return GaussianNoise(x, seed, rng_device=rng_device)
     if kind == "brownian":
+        return StepBrownianNoise(x, seed, model_kind=model_kind, rng_device=rng_device)
+    if kind == "brownian_tree":
         return BrownianNoise(x, seed, model_kind=model_kind, rng_device=rng_device)
-    raise ValueError(f"noise kind must be 'gaussian' or 'brownian', got {kind!r}")
+    raise ValueError(f"noise kind must be 'gaussian', 'brownian' or 'brownian_tree', got {kind!r}")

@@ -27,7 +27,8 @@ solution over a step h = lambda_next - lambda, with H = (1 + eta) h and u = lamb
 D(u) is a Newton polynomial through the current and previous denoised values (1M/2M/3M);
 its moments are int_0^1 H e^-H(1-t) t^n dt = I_n(H): I_0 = 1 - e^-H, I_n = 1 - n I_(n-1) / H.
 eta = 0 is the deterministic DPM-Solver++(2M)/(3M); the noise is a Brownian path increment
-(samplers.noise.BrownianNoise), so a seed gives a result that converges as steps grow.
+(samplers.noise.StepBrownianNoise: one Brownian path drawn at the steps taken), so a seed gives a
+result that converges as steps grow.
 """
 import math
 

@@ -129,3 +129,27 @@ def test_memory_quick_counts_history_buffers(pack, tmp_path):
     # a 3rd-order multistep keeps past denoised values; one-step ancestral Euler does not
     assert held["lab_dpmpp2m_unic"] > held["lab_ancestral_euler"], held
     assert os.path.isfile(tmp_path / "memory.md")
+
+
+def test_optimized_schedule_pairs_are_fitted_on_other_noise_and_run_at_the_nfe(accuracy):
+    """The Schedule Optimizer pairs: calibrated on seeds disjoint from the evaluation noise (stated in
+    the output), full-start schedules ending at 0, the requested NFE counted, cached by settings."""
+    out, data = accuracy
+    from bench import optimized
+    opt = data["meta"]["optimizer"]
+    assert opt["scheduler"] == optimized.SCHEDULER and opt["calibration_seed"] != 0
+    rows = ode_rows(data, scheduler=optimized.SCHEDULER)
+    assert {r["nfe"] for r in rows} == {5, 10, 20} and {r["param"] for r in rows} == {"eps", "v", "flow"}
+    for r in rows:
+        assert r["full_start"] and r["counted_nfe"] == [r["nfe"]], r
+        assert not is_builtin_row(r)
+    md = (out / "accuracy.md").read_text(encoding="utf-8")
+    assert "calibration" in md.lower()
+    with open(out / optimized.CACHE_NAME, encoding="utf-8") as f:
+        cache = json.load(f)
+    assert len(cache) == len(rows) and all(v["sigmas"][-1] == 0.0 for v in cache.values())
+
+
+def is_builtin_row(r):
+    from bench.accuracy import is_builtin
+    return is_builtin(r)

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from samplers.noise import BrownianNoise, GaussianNoise, brownian_time, mix_seed, noise_sampler_for
+from samplers.noise import (BrownianNoise, GaussianNoise, StepBrownianNoise, brownian_time, mix_seed,
+                            noise_sampler_for)
 
 X = torch.zeros(16, 4, 32, 32, dtype=torch.float64)   # 65536 numbers per draw
 
@@ -111,3 +112,75 @@ def test_brownian_time_maps_both_kinds_to_unit_interval():
 def test_mix_seed_is_a_fixed_function():
     assert mix_seed(1, 2) == mix_seed(1, 2) != mix_seed(2, 1)
     assert 0 <= mix_seed(2 ** 70, -5) < 2 ** 63
+
+
+# ---- StepBrownianNoise: the samplers' default Brownian source (~2 draws per step) ----
+
+def _karras_u(n, kind="ve"):
+    from lab.simple_solvers import karras_sigmas
+    return [float(s) for s in karras_sigmas(n)[:-1]]
+
+
+def test_step_brownian_run_gives_independent_standard_normals():
+    """Along a run (any schedule, steps shrinking or not) every normalised increment is N(0, I) and
+    different steps are uncorrelated: the bridge draws keep the exact Brownian law."""
+    sig = _karras_u(12)
+    for kind, s in (("ve", sig), ("flow", [1.0, 0.97, 0.9, 0.7, 0.69, 0.5, 0.2, 0.19, 0.05, 0.01])):
+        bn = StepBrownianNoise(X, 11, model_kind=kind)
+        zs = [bn(s[i], s[i + 1]) for i in range(len(s) - 1)]
+        for z in zs:
+            assert abs(_var(z) - 1.0) < 0.03, kind
+        for a, b in zip(zs, zs[1:]):
+            assert abs(float((a * b).mean())) < 0.02, kind          # SE 1/256
+
+
+def test_step_brownian_same_seed_same_noise_and_costs_about_two_draws_per_step():
+    sig = _karras_u(10)
+    a, b, c = (StepBrownianNoise(X, sd, model_kind="ve") for sd in (4, 4, 5))
+    calls = {"n": 0}
+    orig = a._draws.normal
+
+    def counted(seed=None):
+        calls["n"] += 1
+        return orig(seed)
+    a._draws.normal = counted
+    za = [a(sig[i], sig[i + 1]) for i in range(len(sig) - 1)]
+    zb = [b(sig[i], sig[i + 1]) for i in range(len(sig) - 1)]
+    zc = [c(sig[i], sig[i + 1]) for i in range(len(sig) - 1)]
+    assert all(torch.equal(p, q) for p, q in zip(za, zb))
+    assert not any(torch.allclose(p, q) for p, q in zip(za, zc))
+    assert calls["n"] <= 2.5 * (len(sig) - 1), calls          # the tree costs `depth` (18) per step
+
+
+def test_step_brownian_path_is_shared_across_step_counts():
+    """Same seed, 8 vs 32 steps on nested grids: the total increment over the run (the unnormalised
+    sum) agrees up to the bridges at the run's ends (small), unlike two seeds (fully different)."""
+    x = torch.zeros(4, 4, 16, 16, dtype=torch.float64)
+    def total(n, seed):
+        u = torch.linspace(0.9, 0.1, n + 1, dtype=torch.float64).tolist()
+        bn = StepBrownianNoise(x, seed, model_kind="flow")
+        return sum(bn(u[i], u[i + 1]) * math.sqrt(u[i] - u[i + 1]) for i in range(n))
+    coarse, fine, other = total(8, 2), total(32, 2), total(32, 3)
+    rel = lambda p, q: math.sqrt(_var(p - q) / _var(q))   # noqa: E731
+    assert rel(coarse, fine) < 0.5, rel(coarse, fine)
+    assert rel(other, fine) > 1.2, rel(other, fine)          # independent paths: sqrt(2)
+
+
+def test_noise_sampler_for_kinds():
+    x = torch.zeros(1, 4, 4, 4)
+    assert isinstance(noise_sampler_for("brownian", x, {"seed": 1}), StepBrownianNoise)
+    assert isinstance(noise_sampler_for("brownian_tree", x, {"seed": 1}), BrownianNoise)
+    with pytest.raises(ValueError, match="width_factor"):
+        StepBrownianNoise(x, 1, width_factor=0)
+
+
+def test_step_brownian_stage_queries_share_one_path():
+    """A two-stage SDE step asks (s, s_1) then (s, s_n): both increments start from the same W(s), so
+    the long one contains the short one exactly (their unnormalised covariance is the overlap)."""
+    bn = StepBrownianNoise(X, 6, model_kind="flow")
+    a, b, c = 0.8, 0.6, 0.3
+    w_ab, _ = bn.increment(a, b)
+    w_ac, _ = bn.increment(a, c)
+    w_bc, _ = bn.increment(b, c)
+    assert torch.allclose(w_ac, w_ab + w_bc, atol=1e-12)
+    assert float((w_ab * w_ac).mean()) / (a - b) == pytest.approx(1.0, abs=0.05)

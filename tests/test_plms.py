@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from numerics import fit_slope, lab_problem, log_grid, reference, rms, trajectory_problem
-from samplers.plms import exp_ab_weights, phi, sample_lab_plms, sample_lab_pndm, transfer
+from samplers.plms import eps_node, exp_ab_weights, final_step, phi, sample_lab_plms, sample_lab_pndm, transfer
 from samplers.registry import SAMPLERS
 
 CASES = {"ve": ("eps", 3.0, 0.05), "flow": ("flow", 0.8, 0.05)}
@@ -92,10 +92,33 @@ def test_nfe_matches_spec(end):
         out = fn(model, x, sig, model_kind="ve")
         assert model.calls == SAMPLERS[name].nfe(10)
         assert torch.isfinite(out).all()
-    if end == 0.0:   # the last step to 0 returns the denoised at sigma_9
-        model.calls = 0
-        prev = sample_lab_plms(model, x, sig[:-1], model_kind="ve")
-        assert rms(sample_lab_plms(model, x, sig, model_kind="ve"), model(prev, sig[-2:-1])) < 1e-12
+    if end == 0.0:   # the last step to 0 (AB in rho, no call): local error far below the denoised's
+        states = [reference(model, x, smax, float(s), steps=512) for s in sig[-4:-1]]
+        exact0 = reference(model, states[-1], float(sig[-2]), 0.0, steps=512)
+        past = [eps_node(xs, model(xs, sig[k:k + 1]), float(sig[k]), "ve") for k, xs in zip((-4, -3), states[:2])]
+        d9 = model(states[-1], sig[-2:-1])
+        e_new = rms(final_step(states[-1], d9, float(sig[-2]), past, "ve"), exact0)
+        assert e_new < 0.1 * rms(d9, exact0), (e_new, rms(d9, exact0))
+
+
+@pytest.mark.parametrize("kind", ["ve", "flow"])
+def test_final_step_integrates_quadratic_eps_exactly(kind):
+    """final_step: x_0 = z_s - integral_0^rho_s eps drho is exact when eps is a quadratic in rho
+    (3 nodes), and with one node it is the denoised (DDIM's last step)."""
+    g = torch.Generator().manual_seed(3)
+    c0, c1, c2 = (torch.randn(2, 4, 3, 3, generator=g, dtype=torch.float64) for _ in range(3))
+    eps = lambda r: c0 + c1 * r + c2 * r * r   # noqa: E731
+    sig = [0.4, 0.2, 0.1] if kind == "flow" else [0.5, 0.22, 0.09]
+    def node(s):
+        a, b = (1.0 - s, s) if kind == "flow" else (1.0, s)
+        return b / a, a, b
+    past = [(node(s)[0], eps(node(s)[0])) for s in sig[:-1]]
+    rho, a, b = node(sig[-1])
+    z0 = torch.randn(2, 4, 3, 3, generator=g, dtype=torch.float64)
+    x = a * (z0 + c0 * rho + c1 * rho ** 2 / 2 + c2 * rho ** 3 / 3)   # z_s consistent with z(0) = z0
+    denoised = (x - b * eps(rho)) / a
+    assert torch.allclose(final_step(x, denoised, sig[-1], past, kind, order=3), z0, atol=1e-12)
+    assert torch.equal(final_step(x, denoised, sig[-1], past, kind, order=1), denoised)
 
 
 def test_flow_from_sigma_one_and_edge_cases():
