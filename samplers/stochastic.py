@@ -110,6 +110,18 @@ def sample_lab_ancestral_euler(model, x, sigmas, extra_args=None, callback=None,
                         lambda s, s_n: ancestral_rho(model_kind, s, s_n, eta), noise_sampler, s_noise, uncond)
 
 
+def open_step(model, x, sigmas, sig, i, extra_args, callback):
+    """Step i's model call and preview: (denoised, sigma, sigma_next, done). done is the step's
+    result when there is nothing to integrate (a zero-length step: x; a step to sigma = 0: the
+    denoised, the exact limit of every step there since alpha = 1, q = 0), else None."""
+    denoised = model(x, batch_sigma(x, sigmas[i]), **extra_args)
+    report(callback, x, i, sigmas[i], sigmas[i], denoised)
+    s, s_n = sig[i], sig[i + 1]
+    if s_n == s:
+        return denoised, s, s_n, x
+    return denoised, s, s_n, (denoised if s_n == 0.0 else None)
+
+
 def renoise_loop(model, x, sigmas, extra_args, callback, model_kind, rho_fn, noise_sampler=None, s_noise=1.0,
                  uncond=None):
     """One model call per step, then renoise_step with rho_fn(sigma, sigma_next) (ancestral Euler, TCD).
@@ -189,13 +201,9 @@ def sde_dpmpp_multistep(model, x, sigmas, extra_args=None, callback=None, model_
         noise = noise_sampler_for("brownian", x, extra_args, model_kind)
     history = []
     for i in range(len(sig) - 1):
-        denoised = model(x, batch_sigma(x, sigmas[i]), **extra_args)
-        report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        s, s_n = sig[i], sig[i + 1]
-        if s_n == s:
-            continue
-        if s_n == 0.0:
-            x = denoised  # the exact limit of every step to sigma = 0 (alpha = 1, q = 0)
+        denoised, s, s_n, done = open_step(model, x, sigmas, sig, i, extra_args, callback)
+        if done is not None:
+            x = done
             continue
         lam, lam_n = _half_log_snr(model_kind, s), _half_log_snr(model_kind, s_n)
         history = [(lam, denoised)] + history[: order - 1]

@@ -36,11 +36,11 @@ import math
 
 import torch
 
-from .common import alpha_beta, batch_sigma, report
+from .common import alpha_beta
 from .noise import noise_sampler_for
 from .registry import register
 from .spec import SamplerSpec
-from .stochastic import _half_log_snr, _moments, ancestral_rho, check_option, sigma_list, snr_ratio
+from .stochastic import _half_log_snr, _moments, ancestral_rho, check_option, open_step, sigma_list, snr_ratio
 
 NOISE_FORMS = ("ancestral", "sde")
 
@@ -121,13 +121,9 @@ def sample_lab_ancestral_dpm2(model, x, sigmas, extra_args=None, callback=None, 
     extra_args, eta, s_noise, sig, noise = _setup(x, sigmas, extra_args, model_kind, eta, s_noise, noise_sampler,
                                                   "gaussian")
     for i in range(len(sig) - 1):
-        denoised = model(x, batch_sigma(x, sigmas[i]), **extra_args)
-        report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        s, s_n = sig[i], sig[i + 1]
-        if s_n == s:
-            continue
-        if s_n == 0.0:
-            x = denoised
+        denoised, s, s_n, done = open_step(model, x, sigmas, sig, i, extra_args, callback)
+        if done is not None:
+            x = done
             continue
         x = _shift_for_cfg_pp(x, denoised, uncond, model_kind, s)
         rho = ancestral_rho(model_kind, s, s_n, eta)
@@ -174,13 +170,9 @@ def sample_lab_sde_dpmpp_2s(model, x, sigmas, extra_args=None, callback=None, di
         raise ValueError(f"noise_form must be one of {NOISE_FORMS}, got {noise_form!r}")
     noisy = eta > 0 and s_noise > 0
     for i in range(len(sig) - 1):
-        denoised = model(x, batch_sigma(x, sigmas[i]), **extra_args)
-        report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        s, s_n = sig[i], sig[i + 1]
-        if s_n == s:
-            continue
-        if s_n == 0.0:
-            x = denoised
+        denoised, s, s_n, done = open_step(model, x, sigmas, sig, i, extra_args, callback)
+        if done is not None:
+            x = done
             continue
         x = _shift_for_cfg_pp(x, denoised, uncond, model_kind, s)
         lam, lam_n = _half_log_snr(model_kind, s), _half_log_snr(model_kind, s_n)
@@ -221,13 +213,9 @@ def sample_lab_seeds_3(model, x, sigmas, extra_args=None, callback=None, disable
         raise ValueError(f"r_1 must be smaller than r_2 (stage order), got r_1={r_1!r}, r_2={r_2!r}")
     noisy = eta > 0 and s_noise > 0
     for i in range(len(sig) - 1):
-        denoised = model(x, batch_sigma(x, sigmas[i]), **extra_args)
-        report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        s, s_n = sig[i], sig[i + 1]
-        if s_n == s:
-            continue
-        if s_n == 0.0:
-            x = denoised
+        denoised, s, s_n, done = open_step(model, x, sigmas, sig, i, extra_args, callback)
+        if done is not None:
+            x = done
             continue
         x = _shift_for_cfg_pp(x, denoised, uncond, model_kind, s)
         lam, lam_n = _half_log_snr(model_kind, s), _half_log_snr(model_kind, s_n)
