@@ -41,7 +41,7 @@ import common  # noqa: E402
 CASES = [
     ("lab workflow (workflows/lab_step_sweep.json: 6 components, 128 px, 16 cells)", 6, 128, 1,
      "4,8,16,32", "euler, dpmpp_2m, heun, lab_rk4", "lab_rk4", 48, 0.05, 0.0),
-    ("heavy model step (lab model with 160 components, 1024 px, batch 8, 8 cells)", 160, 1024, 8,
+    ("heavy model step (lab model with 200 components, 1024 px, batch 8, 8 cells)", 200, 1024, 8,
      "4,8", "euler, dpmpp_2m, heun, lab_rk4", "dpmpp_2m", 16, 0.02, 0.050),
 ]
 
