@@ -66,12 +66,12 @@ NOTES = """Notes (what the numbers say, issue #9):
   lab_plms_unic and lab_dpmpp2m_unic now take that step as Adams-Bashforth in rho = sigma / alpha on eps
   (samplers/plms.py final_step, no extra call; the order drops where the last steps are too close to
   extrapolate stably): lab_plms / exponential, eps cfg 1, NFE 20: 0.0031 -> 0.00056.
-- lab_dpmpp2m_unic ("order 3" mid-trajectory) still converges slowly over whole runs at NFE <= 10: the
-  UniC samplers lose their last correction in that step, because the model was evaluated at the
-  uncorrected point x~ and the step only has D(x~). Using D(x~) + (x_corr - x~) instead (exact to first
-  order) took lab_dpmpp2m_unic / exponential at NFE 10 from 0.0046 to 0.0011 and made all 24 targets
-  hold in a trial run, but doubled the output's sensitivity to a half-precision model's errors
-  (tests/test_reliability_inputs.py::test_half_precision_lab_model fails), so it is not shipped.
+- lab_dpmpp2m_unic ("order 3" mid-trajectory) converged slowly over whole runs at NFE <= 10 because the
+  UniC samplers lost their last correction in that step (the model was evaluated at the uncorrected
+  point x~ and the step only had D(x~)). UniC-1/2 now hand the final step D(x~) + (x_corr - x~) / alpha
+  (samplers/unic.py): lab_dpmpp2m_unic / exponential at NFE 10, eps cfg 1: 0.0046 -> 0.0011, without any
+  optimised schedule. UniC-3 (lab_plms_unic) keeps the old final step: with it, a half-precision model's
+  rounding reached the output 4x past core's fixed-step samplers.
 - lab_plms vs ipndm at NFE 4-6 (same Adams-Bashforth family): not the warm-up. lab_plms extrapolates the
   denoised D in lambda = log(alpha / sigma); at NFE <= 6 the steps are 1.5-2 in lambda, and at high noise
   D - mean moves like e^lambda, which no low-degree polynomial follows over such steps (order 2 and 3 beat
