@@ -67,7 +67,7 @@ def phi(k, z):
     return val
 
 
-def _poly_basis(nodes):
+def poly_basis(nodes):
     """Lagrange basis polynomials through `nodes`, as ascending coefficient lists."""
     out = []
     for j, uj in enumerate(nodes):
@@ -91,7 +91,7 @@ def exp_ab_weights(lams, lam_s, lam_t):
     h = lam_t - lam_s
     moments = [(-1) ** m * math.factorial(m) * math.exp(-h) * h ** (m + 1) * phi(m + 1, h)
                for m in range(len(lams))]
-    basis = _poly_basis([lj - lam_t for lj in lams])
+    basis = poly_basis([lj - lam_t for lj in lams])
     return [sum(c * mom for c, mom in zip(coeffs, moments)) for coeffs in basis]
 
 
@@ -137,7 +137,7 @@ def final_step(x, denoised, sigma, past, model_kind, order=3):
     while True:
         if len(nodes) == 1:
             return denoised
-        basis = _poly_basis([p[0] for p in nodes])
+        basis = poly_basis([p[0] for p in nodes])
         w = [sum(c * rho ** (k + 1) / (k + 1) for k, c in enumerate(coeffs)) for coeffs in basis]
         if sum(abs(v) for v in w) <= MAX_FINAL_GAIN * rho:
             break

@@ -49,6 +49,7 @@ import torch
 
 from .common import alpha_beta, batch_sigma, report
 from .noise import noise_sampler_for
+from .plms import poly_basis
 from .registry import register
 from .spec import SamplerSpec
 from .stochastic import check_option, sigma_list
@@ -69,22 +70,6 @@ def exp_moments(big_h, count):
     return out
 
 
-def lagrange_monomials(nodes):
-    """Coefficients c[j][n] of the Lagrange basis l_j(t) = sum_n c[j][n] t^n through `nodes`."""
-    rows = []
-    for j, tj in enumerate(nodes):
-        poly = [1.0]
-        for m, tm in enumerate(nodes):
-            if m == j:
-                continue
-            # poly *= (t - tm) / (tj - tm)
-            scale = 1.0 / (tj - tm)
-            shifted = [0.0] + poly
-            poly = [(shifted[n] - tm * (poly[n] if n < len(poly) else 0.0)) * scale for n in range(len(shifted))]
-        rows.append(poly)
-    return rows
-
-
 def adams_weights(lams, lam_s, lam_t, tau, simple_order_2=False, corrector=False):
     """b_j / alpha_t for the points at `lams` (finite), for the step lam_s -> lam_t (Eqs. 15 / 18)."""
     k = 1.0 + tau * tau
@@ -103,7 +88,7 @@ def adams_weights(lams, lam_s, lam_t, tau, simple_order_2=False, corrector=False
         return [total - newer, newer]
     nodes = [(lam - lam_s) / h for lam in lams]
     moments = exp_moments(big_h, len(nodes))
-    return [sum(c * m for c, m in zip(row, moments)) for row in lagrange_monomials(nodes)]
+    return [sum(c * m for c, m in zip(row, moments)) for row in poly_basis(nodes)]
 
 
 def adams_sum(points, lam_s, lam_t, tau, alpha_t, simple_order_2, corrector):
