@@ -437,12 +437,17 @@ class SweepRun:
         if r["status"] != "ok":
             return "failed"
         line1 = f"{r['params']['steps']} steps | {r['nfe']} calls | {r['sample_s']:.2f} s"
-        line2 = ""
+        lines = [line1]
         if r.get("rel_rmse") is not None:
-            line2 = f"d {_fmt(r['rel_rmse'], '.1e')}"
-            if r.get("psnr") is not None:
-                line2 += f" | {_fmt(r['psnr'], '.1f')} dB | ssim {_fmt(r['ssim'], '.3f')}"
-        return line1 + ("\n" + line2 if line2 else "")
+            lines.append(f"d {_fmt(r['rel_rmse'], '.1e')}")
+            if r.get("ssim") is not None:
+                # PSNR and SSIM are computed together; an infinite PSNR (identical images) reads back
+                # from report.json as null
+                psnr = r.get("psnr")
+                exact = psnr is None or psnr == float("inf")
+                lines[-1] += " | " + ("inf dB" if exact else f"{_fmt(psnr, '.1f')} dB")
+                lines.append(f"ssim {_fmt(r['ssim'], '.3f')}")
+        return "\n".join(lines)
 
     def grids(self, records, thumbs):
         g_n, rows, cols = self.shape
