@@ -1,4 +1,6 @@
 """Helpers shared by the sampler families (pure torch)."""
+import math
+
 import torch
 
 
@@ -20,6 +22,15 @@ def half_log_snr(model_kind, sigma):
     """lambda = log(alpha / beta): the exponential integrators' time (DPM-Solver, UniPC)."""
     a, b = alpha_beta(model_kind, sigma)
     return torch.log(torch.as_tensor(a, dtype=sigma.dtype, device=sigma.device)) - torch.log(sigma)
+
+
+def log_snr(model_kind, sigma):
+    """lambda = log(alpha / beta) for a float sigma: +inf at sigma = 0, -inf where alpha = 0 (the
+    flow start sigma = 1). The float twin of half_log_snr, for per-step coefficients."""
+    a, b = alpha_beta(model_kind, sigma)
+    if float(a) <= 0.0:
+        return -math.inf
+    return math.inf if sigma == 0 else math.log(float(a)) - math.log(sigma)
 
 
 def report(callback, x, i, sigma, sigma_hat, denoised):

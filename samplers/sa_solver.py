@@ -47,27 +47,12 @@ import math
 
 import torch
 
-from .common import alpha_beta, batch_sigma, report
+from .common import alpha_beta, batch_sigma, log_snr, report
 from .noise import noise_sampler_for
 from .plms import poly_basis
 from .registry import register
 from .spec import SamplerSpec
-from .stochastic import check_option, sigma_list
-
-
-def exp_moments(big_h, count):
-    """[I_0 .. I_(count-1)] with I_n(H) = int_0^1 H e^(-H (1 - t)) t^n dt.
-    Small H: series I_n = H n! sum_j (-H)^j / (n + j + 1)!; else I_0 = 1 - e^-H, I_n = 1 - n I_(n-1) / H;
-    H = inf: all 1."""
-    if math.isinf(big_h):
-        return [1.0] * count
-    if big_h < 1.0:
-        return [big_h * math.factorial(n) * sum((-big_h) ** j / math.factorial(n + j + 1) for j in range(30))
-                for n in range(count)]
-    out = [-math.expm1(-big_h)]
-    for n in range(1, count):
-        out.append(1.0 - n * out[-1] / big_h)
-    return out
+from .stochastic import check_option, exp_moments, sigma_list
 
 
 def adams_weights(lams, lam_s, lam_t, tau, simple_order_2=False, corrector=False):
@@ -134,13 +119,6 @@ def tau_interval(model, model_kind, eta, sde_start_percent, sde_end_percent, per
     return lambda sigma: eta if (eta > 0 and hi >= sigma >= lo) else 0.0
 
 
-def _lam(model_kind, sigma):
-    if sigma == 0.0:
-        return math.inf
-    a, b = alpha_beta(model_kind, sigma)
-    return math.log(a / b) if a > 0 else -math.inf
-
-
 def _check_order(name, value, low):
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 6:
         raise ValueError(f"{name} must be an integer in [{low}, 6], got {value!r}")
@@ -191,7 +169,7 @@ def sample_lab_sa_solver(model, x, sigmas, extra_args=None, callback=None, disab
         raise ValueError(f"tau_func must be a function of sigma or None, got {tau_func!r}")
     sig = sigma_list(sigmas, model_kind)
     keep = [0] + [j for j in range(1, len(sig)) if sig[j] != sig[j - 1]]   # zero-length steps change nothing
-    steps, lams = len(keep) - 1, [_lam(model_kind, sig[j]) for j in keep]
+    steps, lams = len(keep) - 1, [log_snr(model_kind, sig[j]) for j in keep]
     noise = [noise_sampler]
 
     def draw(s, s_n):

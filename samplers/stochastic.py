@@ -34,7 +34,7 @@ import math
 
 import torch
 
-from .common import alpha_beta, batch_sigma, report
+from .common import alpha_beta, batch_sigma, log_snr, report
 from .noise import noise_sampler_for
 from .registry import register
 from .spec import SamplerSpec
@@ -140,24 +140,19 @@ def renoise_loop(model, x, sigmas, extra_args, callback, model_kind, rho_fn, noi
     return x
 
 
-def _moments(big_h):
-    """(I_0, I_1, I_2) with I_n = int_0^1 H e^-H(1-t) t^n dt (series for small H; H = inf -> 1)."""
+def exp_moments(big_h, count):
+    """[I_0 .. I_(count-1)] with I_n(H) = int_0^1 H e^(-H (1 - t)) t^n dt (the exponential
+    integrators' weights). Small H: series I_n = H n! sum_j (-H)^j / (n + j + 1)! (the recurrence
+    below loses ~eps / H^n there); else I_0 = 1 - e^-H, I_n = 1 - n I_(n-1) / H; H = inf: all 1."""
     if math.isinf(big_h):
-        return 1.0, 1.0, 1.0
-    if big_h < 1e-2:
-        # I_n = H n! sum_j (-H)^j / (n + j + 1)!
-        i0 = -math.expm1(-big_h)
-        i1 = sum(big_h * (-big_h) ** j / math.factorial(j + 2) for j in range(8))
-        i2 = sum(2 * big_h * (-big_h) ** j / math.factorial(j + 3) for j in range(8))
-        return i0, i1, i2
-    i0 = -math.expm1(-big_h)
-    i1 = 1.0 - i0 / big_h
-    return i0, i1, 1.0 - 2.0 * i1 / big_h
-
-
-def _half_log_snr(model_kind, sigma):
-    a, b = alpha_beta(model_kind, sigma)
-    return math.log(a / b) if a > 0 else -math.inf
+        return [1.0] * count
+    if big_h < 1.0:
+        return [big_h * math.factorial(n) * sum((-big_h) ** j / math.factorial(n + j + 1) for j in range(30))
+                for n in range(count)]
+    out = [-math.expm1(-big_h)]
+    for n in range(1, count):
+        out.append(1.0 - n * out[-1] / big_h)
+    return out
 
 
 def _polynomial_terms(history, h, big_h, order, solver_type):
@@ -171,7 +166,7 @@ def _polynomial_terms(history, h, big_h, order, solver_type):
         return []
     (l0, d0), (l1, d1) = pts[0], pts[1]
     h1 = l0 - l1
-    _, i1, i2 = _moments(big_h)
+    _, i1, i2 = exp_moments(big_h, 3)
     if len(pts) == 2:
         # D(u) = D0 + f01 u,  f01 = (D0 - D1) / h1
         w1 = 0.5 * (-math.expm1(-big_h)) if solver_type == "midpoint" else i1
@@ -205,7 +200,7 @@ def sde_dpmpp_multistep(model, x, sigmas, extra_args=None, callback=None, model_
         if done is not None:
             x = done
             continue
-        lam, lam_n = _half_log_snr(model_kind, s), _half_log_snr(model_kind, s_n)
+        lam, lam_n = log_snr(model_kind, s), log_snr(model_kind, s_n)
         history = [(lam, denoised)] + history[: order - 1]
         a_n, b_n = alpha_beta(model_kind, s_n)
         b = alpha_beta(model_kind, s)[1]

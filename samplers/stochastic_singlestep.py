@@ -36,11 +36,11 @@ import math
 
 import torch
 
-from .common import alpha_beta
+from .common import alpha_beta, log_snr
 from .noise import noise_sampler_for
 from .registry import register
 from .spec import SamplerSpec
-from .stochastic import _half_log_snr, _moments, ancestral_rho, check_option, open_step, sigma_list, snr_ratio
+from .stochastic import ancestral_rho, check_option, exp_moments, open_step, sigma_list, snr_ratio
 
 NOISE_FORMS = ("ancestral", "sde")
 
@@ -175,7 +175,7 @@ def sample_lab_sde_dpmpp_2s(model, x, sigmas, extra_args=None, callback=None, di
             x = done
             continue
         x = _shift_for_cfg_pp(x, denoised, uncond, model_kind, s)
-        lam, lam_n = _half_log_snr(model_kind, s), _half_log_snr(model_kind, s_n)
+        lam, lam_n = log_snr(model_kind, s), log_snr(model_kind, s_n)
         s_1 = _stage_sigma(model_kind, lam, lam_n, r)
         k1, rho1 = _keep_fresh(model_kind, s, s_1, eta, noise_form)
         x_1 = _move(x, denoised, model_kind, s, s_1, k1)
@@ -218,12 +218,12 @@ def sample_lab_seeds_3(model, x, sigmas, extra_args=None, callback=None, disable
             x = done
             continue
         x = _shift_for_cfg_pp(x, denoised, uncond, model_kind, s)
-        lam, lam_n = _half_log_snr(model_kind, s), _half_log_snr(model_kind, s_n)
+        lam, lam_n = log_snr(model_kind, s), log_snr(model_kind, s_n)
         big_h = (1.0 + eta) * (lam_n - lam)
         s_1, s_2 = _stage_sigma(model_kind, lam, lam_n, r_1), _stage_sigma(model_kind, lam, lam_n, r_2)
         n_prev, s_prev, ds = None, s, [denoised]
-        for s_e, weight in ((s_1, None), (s_2, (r_2 / r_1) * _moments(r_2 * big_h)[1]),
-                            (s_n, _moments(big_h)[1] / r_2)):
+        for s_e, weight in ((s_1, None), (s_2, (r_2 / r_1) * exp_moments(r_2 * big_h, 2)[1]),
+                            (s_n, exp_moments(big_h, 2)[1] / r_2)):
             k, _ = _keep_fresh(model_kind, s, s_e, eta, "sde")
             a_e, b_e = alpha_beta(model_kind, s_e)
             terms = () if weight is None else ((a_e * weight, ds[-1] - denoised),)

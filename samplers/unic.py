@@ -40,7 +40,7 @@ import math
 
 import torch
 
-from .common import alpha_beta, report
+from .common import alpha_beta, log_snr, report
 from .plms import eps_nodes, final_step, phi, sample_lab_plms, transfer
 from .registry import register
 from .spec import SamplerSpec
@@ -48,12 +48,6 @@ from .spec import SamplerSpec
 _CITATION = "Zhao et al. 2023, UniPC, arXiv:2302.04867, Algorithm 2 (UniC-p), eq. 8"
 VARIANTS = ("bh1", "bh2")
 MODES = ("stream", "per_step")
-
-
-def _lam(model_kind, sigma):
-    a, b = alpha_beta(model_kind, sigma)
-    a = float(a)
-    return (math.log(a) - math.log(sigma)) if a > 0 and sigma > 0 else (-math.inf if a <= 0 else math.inf)
 
 
 def _solve(rows, rhs):
@@ -89,7 +83,7 @@ class _Corrector:
     def __init__(self, sigmas, model_kind, order, variant):
         self.sig = [float(v) for v in sigmas.tolist()]
         self.kind, self.order, self.variant = model_kind, order, variant
-        self.lam = [_lam(model_kind, s) for s in self.sig]
+        self.lam = [log_snr(model_kind, s) for s in self.sig]
         self.hist = []           # (lambda, m) at the step starts so far
 
     def correct(self, j, x_s, m_new):
@@ -241,7 +235,7 @@ def sample_dpmpp_2m_x(model, x, sigmas, extra_args=None, callback=None, disable=
             continue
         if last_order > 1 and float(alpha_beta(model_kind, sig[i])[0]) > 0:
             past = (past + [(sig[i], x, denoised)])[-(last_order - 1):]   # references: eps only if needed
-        lam_s, lam_t = _lam(model_kind, sig[i]), _lam(model_kind, sig[i + 1])
+        lam_s, lam_t = log_snr(model_kind, sig[i]), log_snr(model_kind, sig[i + 1])
         h = lam_t - lam_s
         d = denoised
         if old is not None and math.isfinite(h) and math.isfinite(h_old):

@@ -12,7 +12,8 @@ import samplers
 from distribution import CHI2_5DOF_P001, chi_square, distribution_check, flow_sigmas, karras_sigmas, log_sigmas, \
     logit_sigmas
 from numerics import fit_slope, reference, rms
-from samplers.sa_solver import adams_weights, exp_moments, sample_lab_sa_solver, sample_lab_sa_solver_pece
+from samplers.sa_solver import adams_weights, sample_lab_sa_solver, sample_lab_sa_solver_pece
+from samplers.stochastic import exp_moments
 from test_er_sde import cfg_pp_gap, core_model, guided_run, keyed_noise, matched_guidance, start
 
 SHAPE = (4, 8, 8)
