@@ -37,6 +37,9 @@ MATCH = {
     "lab_adaptive_bosh23": "dpm_adaptive", "lab_adaptive_dopri45": "dpm_adaptive",
     "lab_ancestral_euler": "euler_ancestral", "lab_sde_dpmpp_2m": "dpmpp_2m_sde",
     "lab_sde_dpmpp_2m_heun": "dpmpp_2m_sde_heun", "lab_sde_dpmpp_3m": "dpmpp_3m_sde", "lab_tcd": "lcm",
+    "lab_ancestral_dpm2": "dpm_2_ancestral", "lab_sde_dpmpp_2s": "dpmpp_sde", "lab_seeds_2": "seeds_2",
+    "lab_seeds_3": "seeds_3", "lab_er_sde": "er_sde", "lab_sa_solver": "sa_solver",
+    "lab_sa_solver_pece": "sa_solver_pece",
 }
 QUICK = ("lab_dpmpp2m_unic", "lab_rk4", "lab_ancestral_euler")
 

@@ -164,10 +164,13 @@ def sample_lab_sde_dpmpp_2s(model, x, sigmas, extra_args=None, callback=None, di
     "sde": SEEDS-2 (Gonzalez et al. 2023, arXiv:2305.14267, data prediction; core's seeds_2): exact eta-SDE
     linear part, the final noise continues the stage's OU path. Both: D_d = D + (D_2 - D) / (2 r).
     Order 2 (eta = 0: DPM-Solver++(2S)), 2 model calls per step (1 for the step to 0)."""
-    extra_args, eta, s_noise, sig, noise = _setup(x, sigmas, extra_args, model_kind, eta, s_noise, noise_sampler)
-    r = _check_fraction("r", r)
     if noise_form not in NOISE_FORMS:
         raise ValueError(f"noise_form must be one of {NOISE_FORMS}, got {noise_form!r}")
+    # default noise as core draws it for each method: a Brownian path for dpmpp_sde, fresh Gaussian
+    # draws for seeds_2 (both exact in law; the path also makes a seed converge as steps grow)
+    extra_args, eta, s_noise, sig, noise = _setup(x, sigmas, extra_args, model_kind, eta, s_noise, noise_sampler,
+                                                  "brownian" if noise_form == "ancestral" else "gaussian")
+    r = _check_fraction("r", r)
     noisy = eta > 0 and s_noise > 0
     for i in range(len(sig) - 1):
         denoised, s, s_n, done = open_step(model, x, sigmas, sig, i, extra_args, callback)
@@ -207,7 +210,8 @@ def sample_lab_seeds_3(model, x, sigmas, extra_args=None, callback=None, disable
     alpha I_1(H) / r_2 (D_2 - D) (DPM-Solver-3 in data prediction, Lu et al. 2022, arXiv:2206.00927).
     Noise: the "sde" rule, one OU path through the stages. Order 3 at eta = 0 with r_1 = 1/3, r_2 = 2/3
     (DPM-Solver-3), 3 model calls per step (1 for the step to sigma = 0)."""
-    extra_args, eta, s_noise, sig, noise = _setup(x, sigmas, extra_args, model_kind, eta, s_noise, noise_sampler)
+    extra_args, eta, s_noise, sig, noise = _setup(x, sigmas, extra_args, model_kind, eta, s_noise, noise_sampler,
+                                                  "gaussian")   # fresh Gaussian draws, as core's seeds_3
     r_1, r_2 = _check_fraction("r_1", r_1), _check_fraction("r_2", r_2)
     if not r_1 < r_2:
         raise ValueError(f"r_1 must be smaller than r_2 (stage order), got r_1={r_1!r}, r_2={r_2!r}")

@@ -59,9 +59,9 @@ class SweepCache:
         if image is not None:
             path = os.path.join(self.folder, self.cell_image_name(key))
             _atomic(path, _bytes_writer(png_bytes(image, text)))
-        text = json.dumps(_clean(record), indent=1)
+        record_json = json.dumps(_clean(record), indent=1)
         path = os.path.join(self.cells_dir, f"{key}.json")
-        _atomic(path, _text_writer(text))
+        _atomic(path, _text_writer(record_json))
 
     def load_cell(self, key):
         """(record, uint8 image) of a finished, successful cell; None if absent, failed or damaged."""
