@@ -21,7 +21,9 @@ The node's own accounting (report.json timing: total minus warm-up, reference an
 cells' measured run time) is printed as a cross-check only.
 Targets (issue 7): overhead < 5 % on the lab model (the shipped lab workflow's sweep) and < 2 % with a
 model step >= 50 ms (checked: the measured ms per model call is printed and the target is only
-judged when it really is >= 50 ms).
+judged when it really is >= 50 ms). Judged on the paired median: on this 2-core shared machine the
+best-of-N of a 0.4 s run moves by several percent from one invocation to the next, in both
+directions; pairing each sweep with the plain pass just before it and taking the median does not.
 
 Run: .labenv/venv/bin/python bench/sweep_overhead.py [--repeats N] [--threads T] [--device cpu|cuda] [--out DIR]
 Writes DIR/sweep_overhead.md (default bench/results/).
@@ -64,19 +66,22 @@ def run_case(case, repeats, tmp, pos, neg):
 
     def plain():
         noise = comfy.sample.prepare_noise(img, 7)
-        times = []
+        times, cpu = [], []
         for name, n in [("euler", 2), (ref_name, ref_steps)] + cells:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             comfy.sample.sample(model, noise, n, 3.0, name, "karras", pos, neg, img, disable_pbar=True, seed=7)
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+        plain_cpu.append(cpu)
         return times
 
     def swept(i):
         folder_paths.set_output_directory(os.path.join(tmp, f"case{CASES.index(case)}_{i}"))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = sweep_node().sweep(**kw)
-        return time.perf_counter() - t0, json.loads(out["result"][3])
+        return time.perf_counter() - t0, json.loads(out["result"][3]), time.process_time() - c0
 
+    plain_cpu = []
     plain()                                   # load / first-call effects out of the way
     swept("w")
     p_runs, s_runs = [], []
@@ -86,7 +91,14 @@ def run_case(case, repeats, tmp, pos, neg):
     best = min(p_runs, key=sum)               # the best whole pass, as for the node
     p = {"warmup": best[0], "reference": best[1], "cells": sum(best[2:]),
          "cells_per_run_best": sum(min(t) for t in list(zip(*p_runs))[2:])}
-    s_wall, rep = min(s_runs, key=lambda r: r[0])
+    # paired: each sweep against the plain pass run just before it (slow drifts of a shared machine
+    # cancel), the median over the repeats (robust to a run hit by another job)
+    paired = sorted((s[0] - p[0] - p[1] - sum(p[2:])) / sum(p[2:]) for p, s in zip(p_runs, s_runs))
+    # CPU time of the whole process (every thread): what the work costs, whatever else the host runs
+    # (time stolen by other guests does not count); conservative, as work the node overlaps on its
+    # other threads counts in full
+    cpu = sorted((s[2] - c[0] - c[1] - sum(c[2:])) / sum(c[2:]) for c, s in zip(plain_cpu[1:], s_runs))
+    s_wall, rep = min(s_runs, key=lambda r: r[0])[:2]
     tm = rep["timing"]
     nfe = sum(c["nfe"] for c in rep["cells"])
     step_s = tm["cells_sample_s"] / max(1, nfe)
@@ -96,9 +108,12 @@ def run_case(case, repeats, tmp, pos, neg):
             "plain": p, "sweep_s": s_wall, "overhead_s": extra, "overhead": extra / p["cells"],
             "overhead_vs_best_runs": (s_wall - p["warmup"] - p["reference"] - p["cells_per_run_best"])
             / p["cells_per_run_best"],
+            "paired_median": paired[len(paired) // 2], "paired_quartiles": (paired[len(paired) // 4],
+                                                                             paired[(3 * len(paired)) // 4]),
+            "cpu_median": cpu[len(cpu) // 2], "cpu_quartiles": (cpu[len(cpu) // 4], cpu[(3 * len(cpu)) // 4]),
             "node_rest_s": own, "node_overhead": own / max(1e-9, tm["cells_call_s"]),
             "node_timing": tm, "target": target, "min_step_s": min_step_s,
-            "judged": step_s >= min_step_s, "holds": step_s >= min_step_s and extra / p["cells"] < target}
+            "judged": step_s >= min_step_s, "holds": step_s >= min_step_s and paired[len(paired) // 2] < target}
 
 
 def torch_threads():
@@ -113,10 +128,14 @@ def markdown(rows, meta):
              "Overhead = (sweep node wall time - plain "
              "warm-up - plain reference - plain cells) / plain cells, where plain = the same runs through "
              "comfy.sample.sample (KSampler) one after another. Warm-up and reference are extra runs the node "
-             "makes on purpose: shown apart, counted neither as overhead nor as sampling.", "", ""]
+             "makes on purpose: shown apart, counted neither as overhead nor as sampling. The headline "
+             "compares the best sweep with the best plain pass; the verdict uses the paired median (each "
+             "sweep against the plain pass run just before it, median over the repeats), which a slow drift "
+             "or one disturbed run of a shared machine does not move.", "", ""]
     head = ["case", "cells", "model calls", "ms per call", "plain cells (s)", "plain warm-up (s)",
             "plain reference (s)", "sweep node (s)", "overhead (s)", "overhead", "target", "holds",
-            "vs plain runs each at their best", "node's own accounting"]
+            "vs plain runs each at their best", "paired median (quartiles)", "CPU time, paired median (quartiles)",
+            "node's own accounting"]
     body = []
     for r in rows:
         verdict = ("yes" if r["holds"] else "**no**") if r["judged"] else \
@@ -125,6 +144,10 @@ def markdown(rows, meta):
                      f"{r['plain']['warmup']:.3f}", f"{r['plain']['reference']:.3f}", f"{r['sweep_s']:.3f}",
                      f"{r['overhead_s']:+.3f}", f"{100 * r['overhead']:+.1f} %", f"< {100 * r['target']:g} %",
                      verdict, f"{100 * r['overhead_vs_best_runs']:+.1f} %",
+                     f"{100 * r['paired_median']:+.1f} % ({100 * r['paired_quartiles'][0]:+.1f} .. "
+                     f"{100 * r['paired_quartiles'][1]:+.1f} %)",
+                     f"{100 * r['cpu_median']:+.1f} % ({100 * r['cpu_quartiles'][0]:+.1f} .. "
+                     f"{100 * r['cpu_quartiles'][1]:+.1f} %)",
                      f"{100 * r['node_overhead']:+.1f} % ({r['node_rest_s']:.3f} s)"])
     return "\n".join(lines) + common.md_table(head, body) + "\n"
 
@@ -160,7 +183,11 @@ def main(argv=None):
                   f"{('holds' if r['holds'] else 'MISSED') if r['judged'] else 'not judged, model step too fast'})")
             tm = r["node_timing"]
             print(f"  (plain cells with every run at its own best: {r['plain']['cells_per_run_best']:.3f} s -> "
-                  f"overhead {100 * r['overhead_vs_best_runs']:+.1f} %)")
+                  f"overhead {100 * r['overhead_vs_best_runs']:+.1f} %; paired, each sweep against the plain pass "
+                  f"before it: median {100 * r['paired_median']:+.1f} %, quartiles "
+                  f"{100 * r['paired_quartiles'][0]:+.1f} .. {100 * r['paired_quartiles'][1]:+.1f} %)")
+            print(f"  CPU time of the process, paired: median {100 * r['cpu_median']:+.1f} %, quartiles "
+                  f"{100 * r['cpu_quartiles'][0]:+.1f} .. {100 * r['cpu_quartiles'][1]:+.1f} %")
             print(f"  node's own accounting: total {tm['total_s']:.3f} s = warm-up {tm['warmup_s']:.3f} + reference "
                   f"{tm['reference_s']:.3f} + cells {tm['cells_call_s']:.3f} (sampler alone {tm['cells_sample_s']:.3f})"
                   f" + rest {r['node_rest_s']:.3f} s ({100 * r['node_overhead']:+.1f} %)")

@@ -29,15 +29,17 @@ from ..sweep import axes as sweep_axes
 from ..sweep.axes import SweepAxisError, parse_axis
 from ..sweep.cache import SweepCache
 from ..sweep.chart import draw_chart
-from ..sweep.grid import GridLayout, caption_strip, draw_grid, thumbnail
-from ..sweep.metrics import latent_rmse, psnr, relative_rmse, ssim
+from ..sweep.grid import GridLayout, draw_grid, thumbnail
+from ..sweep.metrics import latent_distances, psnr, ssim
 from ..sweep.plan import calls_from_probe, plan_cells, resolve_equal_cost, run_order, stable_hash
 from ..sweep.report import best_recommendation, recommendations, to_csv, to_json
 from . import sweep_runtime as rt
+from .sweep_pictures import PendingPictures
 
 log = logging.getLogger("sampler_lab")
 CATEGORY = "sampling/Sampler Lab"
-CACHE_VERSION = 1
+MAX_QUEUED = 64
+CACHE_VERSION = 2       # 2: references as .npy; cells in batches or PNGs with their record
 
 
 def pack_spec(name):
@@ -194,16 +196,21 @@ class SweepRun:
         resolve_equal_cost(self.cells, calls_for)
 
     # references -----------------------------------------------------------------------------
+    def reference_key(self, cell):
+        return stable_hash({"ref": self.ref_desc, "params": list(cell.reference_key()), "decoder": self.decoder_kind,
+                            "v": CACHE_VERSION})
+
     def reference(self, cell):
-        """(latent, uint8 images or None, info) for the cell's reference, loading or computing it."""
+        """[latent, uint8 images or None, info] for the cell's reference, loading or computing it."""
         if self.ref_desc["sampler"] == "none":
             return None
-        key = stable_hash({"ref": self.ref_desc, "params": list(cell.reference_key()), "decoder": self.decoder_kind,
-                           "v": CACHE_VERSION})
+        key = self.reference_key(cell)
         if self.current_ref is not None and self.current_ref[0] == key:
             return self.current_ref[1]
-        self.current_ref = None          # free the previous one first (bounded memory)
+        self.pictures.flush()            # cells waiting on the previous reference are measured, then
+        self.current_ref = None          # it is freed before the next one exists (bounded memory)
         got = self.cache.load_reference(key)
+        got = list(got) if got is not None else None
         if got is None:
             p = dict(cell.params, sampler=self.ref_desc["sampler"], steps=self.ref_desc["steps"])
             t0 = time.perf_counter()
@@ -220,8 +227,11 @@ class SweepRun:
             self.done_units += self.ref_desc["steps"]
             self.timing["reference_s"] += time.perf_counter() - t0
             info = {"params": p, "nfe": calls, "sample_s": sample_s}
-            got = [latent, None, info]        # images filled in by the worker before any cell uses them
-            self.post(self._finish_reference, key, got)
+            got = [latent, None, info]
+            if self.decoder_kind == "vae":    # decoded by the writer before any cell uses it (same thread)
+                self.post(self._finish_reference, key, got)
+            else:                             # its images are made with the first batch of cells
+                self.post(self.cache.save_reference, key, latent, None, info, light=True)
         self.references[key] = got[2]
         self.current_ref = (key, got)
         return got
@@ -237,8 +247,9 @@ class SweepRun:
                 "calls_source": cell.calls_source, "key": self.cell_key(cell)}
 
     def run_cell(self, cell):
-        """Sample one cell here; decode (unless a VAE is needed), metrics and files go to the
-        post-processing thread, overlapping the next cell's sampling. Returns a future."""
+        """Sample one cell here. With a VAE it is decoded here too, and its metrics and files go to
+        the writer thread (overlapping the next cell's sampling: the main thread mostly waits on the
+        GPU then); otherwise it joins the batch measured by PendingPictures."""
         rec = self.base_record(cell)
         ref = self.reference(cell)
         p = cell.params
@@ -255,27 +266,32 @@ class SweepRun:
             return self.post(self._save_failed, rec)
         finally:
             self.done_units += p["steps"]
-        rec.update(status="ok", error=None, source="run", nfe=calls, sample_s=sample_s, call_s=call_s,
-                   image=self.cache.cell_image_name(rec["key"]).replace(os.sep, "/"))
-        return self.post(self._finish_cell, rec, latent, images, ref)
+        rec.update(status="ok", error=None, source="run", nfe=calls, sample_s=sample_s, call_s=call_s, image=None)
+        if self.decoder_kind == "vae":
+            rec["image"] = self.cache.cell_image_name(rec["key"]).replace(os.sep, "/")
+            self.post(self._finish_cell, rec, latent, images, ref)
+        else:
+            self.pictures.add(rec, latent, ref)
 
-    def post(self, fn, *args):
-        """Queue post-processing on the writer thread (one thread, so jobs run in order: a
-        reference is decoded and saved before the cells that use it); at most two jobs wait
-        (bounded memory)."""
-        while len(self.inflight) >= 2:
+    def post(self, fn, *args, light=False):
+        """Queue work on the writer thread (one thread, so jobs run in order: a reference is decoded
+        and saved before the cells that use it). At most two jobs holding decoded images wait
+        (bounded memory) or with results to collect; light ones (files of measured cells: no result,
+        and their memory the pending batch bounds) may queue up to MAX_QUEUED, so the sampling thread
+        does not wait on the disk."""
+        while self.inflight and (len(self.inflight) >= MAX_QUEUED or (not light and sum(
+                not f.light for f in self.inflight) >= 2)):
             self.collect(self.inflight.pop(0))
         fut = self.worker.submit(fn, *args)
+        fut.light = light
         self.inflight.append(fut)
         return fut
 
     def collect(self, fut):
         got = fut.result()
         if got is not None:
-            rec, thumb, strip = got
+            rec, thumb = got
             self.records[rec["index"]], self.thumbs[rec["index"]] = rec, thumb
-            if strip is not None:
-                self.strips[rec["index"]] = strip
 
     def _finish_reference(self, key, got):
         """Writer thread: the reference's images for PSNR/SSIM, then its files (resume)."""
@@ -286,34 +302,36 @@ class SweepRun:
             log.warning("[Sampler Lab] step sweep: saving the reference failed: %s", e)
         return None
 
-    def drain(self):
-        while self.inflight:
+    def drain(self, files_too=True):
+        """Wait for the writer's jobs; files_too=False leaves the trailing light ones (files only)
+        running, to be drained later (the sweep's end draws and compresses meanwhile)."""
+        last = len(self.inflight) if files_too else max(
+            [i + 1 for i, f in enumerate(self.inflight) if not f.light] or [0])
+        for _ in range(last):
             self.collect(self.inflight.pop(0))
 
     def _save_failed(self, rec):
         self.cache.save_cell(rec["key"], rec)
-        return rec, None, None
+        return rec, None
 
     def _finish_cell(self, rec, latent, images, ref):
+        """Writer thread, VAE-decoded cells: distances, PSNR/SSIM, the cell's files, its thumbnail."""
         try:
-            metric = self.decoder.metric_images(latent, images)        # exact lab colour map: cheap, also the picture
             if ref is not None and ref[0] is not None:
-                rec["rmse"] = latent_rmse(latent, ref[0])
-                rec["rel_rmse"] = relative_rmse(latent, ref[0])
-                if metric is not None and ref[1] is not None and ref[1].shape == metric.shape:
-                    a = torch.from_numpy(metric).to(torch.float32) / 255.0
+                (rec["rmse"],), (rec["rel_rmse"],) = latent_distances(latent[None], ref[0])
+                if ref[1] is not None and ref[1].shape == images.shape:
+                    a = torch.from_numpy(images).to(torch.float32) / 255.0
                     b = torch.from_numpy(ref[1]).to(torch.float32) / 255.0
                     rec["psnr"], rec["ssim"] = psnr(a, b), ssim(a, b)
             elif ref is not None:
                 rec["reference_error"] = ref[2].get("error")
-            first = self.decoder.display_image(latent, images, metric)
+            first = self.decoder.display_image(images)
             self.cache.save_cell(rec["key"], rec, first)
-            thumb = thumbnail(first, int(self.kw["cell_size"]))
-            return rec, thumb, caption_strip(thumb.shape[1], thumb.shape[0], self.caption(rec))
+            return rec, thumbnail(first, int(self.kw["cell_size"]))
         except Exception as e:  # a broken decode or a full disk fails this cell, not the sweep
             log.warning("[Sampler Lab] step sweep: cell %d post-processing failed: %s", rec["index"], e)
             rec.update(status="failed", error=f"{type(e).__name__}: {e}"[:400])
-            return rec, None, None
+            return rec, None
 
     # the whole sweep --------------------------------------------------------------------------
     def execute(self):
@@ -324,37 +342,51 @@ class SweepRun:
         self.previewer = latent_preview.get_previewer(self.model.load_device, self.model.model.latent_format)
         self.pbar = comfy.utils.ProgressBar(1)
         self.resolve_equal_cost()
-        self.records, self.thumbs, self.strips, pending = {}, {}, {}, []
+        self.records, self.thumbs = {}, {}
         records, thumbs = self.records, self.thumbs
-        for cell in self.cells:
-            got = self.cache.load_cell(self.cell_key(cell))
-            if got is None:
-                pending.append(cell)
-                continue
-            rec = dict(got[0], **self.base_record(cell), source="cache")
-            records[cell.index] = rec
-            thumbs[cell.index] = thumbnail(got[1], int(self.kw["cell_size"]))
-        self.estimate(pending)
         self.inflight = []
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler_lab_sweep")
+        self.pictures = PendingPictures(self)
         try:
+            pending = self.resume(self.cells)
+            self.estimate(pending)
             for cell in run_order(pending):
                 self.run_cell(cell)
-            self.drain()
+            cell_files = self.pictures.flush(write=False)
+            self.drain(files_too=False)
+            if not any(r["status"] == "ok" for r in records.values()):
+                cell_files()
+                self.drain()
+                first = next(iter(records.values()))
+                self.write_report(records, "failed", time.perf_counter() - t_start)
+                raise RuntimeError(f"every cell of the step sweep failed; first error: {first.get('error')}")
+            return self.finish(records, thumbs, t_start, cell_files)
         except comfy.model_management.InterruptProcessingException:
-            self.drain()                    # finished cells are kept (written by the worker)
+            self.pictures.flush()           # finished cells are kept (measured here, written by the worker)
+            self.drain()
             self.write_report(records, "interrupted", time.perf_counter() - t_start)
             log.info("[Sampler Lab] step sweep interrupted: %d of %d cells kept in %s", len(records), len(self.cells), self.folder)
             raise
         finally:
             self.worker.shutdown(wait=True)
             self.current_ref = None
-        ok = [r for r in records.values() if r["status"] == "ok"]
-        if not ok:
-            first = next(iter(records.values()))
-            self.write_report(records, "failed", time.perf_counter() - t_start)
-            raise RuntimeError(f"every cell of the step sweep failed; first error: {first.get('error')}")
-        return self.finish(records, thumbs, t_start)
+
+    def resume(self, cells):
+        """Take the finished cells from the sweep folder; returns the cells left to run."""
+        left, from_batches = [], []
+        for cell in cells:
+            got = self.cache.load_cell(self.cell_key(cell))
+            if got is None:
+                left.append(cell)
+                continue
+            rec = dict(got[0], **self.base_record(cell), source="cache")
+            if got[1] is not None:
+                self.records[cell.index] = rec
+                self.thumbs[cell.index] = thumbnail(got[1], int(self.kw["cell_size"]))
+            else:
+                from_batches.append((rec, got[2]))
+        self.pictures.show(from_batches)
+        return left
 
     def estimate(self, pending):
         self.total_units = sum(c.params["steps"] for c in pending)
@@ -473,7 +505,6 @@ class SweepRun:
             cells = [[None] * cols for _ in range(rows)]
             caps = [[""] * cols for _ in range(rows)]
             fails = [[None] * cols for _ in range(rows)]
-            strips = [[None] * cols for _ in range(rows)]
             for r in range(rows):
                 for c in range(cols):
                     cell = by_pos[(g, r, c)]
@@ -481,12 +512,10 @@ class SweepRun:
                     cells[r][c] = thumbs.get(cell.index)
                     caps[r][c] = captions[cell.index]
                     fails[r][c] = None if rec["status"] == "ok" else (rec.get("error") or "failed")
-                    if cells[r][c] is not None and cells[r][c].shape[:2] == (ch, cw):
-                        strips[r][c] = self.strips.get(cell.index)     # captions drawn as the cells finished
             zlab = by_pos[(g, 0, 0)].labels.get(za, "")
             title = (f"Step sweep{': ' + zlab if zlab else ''} - " + " x ".join(names.values()) +
                      f"\nbase: {base}\n{ref_txt}" + ("; equal model calls (NFE) per column" if kw["equal_cost"] else ""))
-            images.append(draw_grid(layout, title, cells, caps, fails, strips))
+            images.append(draw_grid(layout, title, cells, caps, fails))
             self.grid_meta["titles"].append(title)
         singles = [thumbs.get(c.index) if thumbs.get(c.index) is not None else blank for c in self.cells]
         return images, singles
@@ -506,43 +535,40 @@ class SweepRun:
         return draw_chart([{"name": k, "points": v} for k, v in series.items()], x_label, tol,
                           title=f"Step sweep: distance to the reference and sampling time vs {x_label}")
 
-    def _chart_file(self, records, meta):
-        arr = self.chart(records)
-        self.cache.write_image("chart.png", arr, meta)
-        return arr
-
-    def finish(self, records, thumbs, t_start):
+    def finish(self, records, thumbs, t_start, cell_files):
+        """The grids, the chart, their files, the IMAGE outputs and the report. The grid PNGs
+        compress on the writer thread (numpy's filter and zlib release the GIL) while this one draws
+        the chart, writes the last cells' files, converts the outputs and then compresses the chart
+        itself; every file is on disk before the report (whose total_s covers them) is written and
+        the node returns."""
         grid_arrays, singles = self.grids(records, thumbs)
         meta = self.pnginfo()
         sub = os.path.relpath(self.folder, self.out_dir).replace(os.sep, "/")
-        ui, files, writes = [], {}, []
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sampler_lab_sweep_end") as pool:
-            # the grid PNGs compress (zlib releases the GIL) and the chart is drawn and saved while this
-            # thread converts the outputs; all of it is on disk before the report (whose total_s
-            # therefore covers it) and before the node returns
-            for g, arr in enumerate(grid_arrays):
-                name = "grid.png" if len(grid_arrays) == 1 else f"grid_{g + 1}.png"
-                writes.append(pool.submit(self.cache.write_image, name, arr, meta))
-                ui.append({"filename": name, "subfolder": sub, "type": "output"})
-                files.setdefault("grids", []).append(name)
-            chart = pool.submit(self._chart_file, records, meta)
-            ui.append({"filename": "chart.png", "subfolder": sub, "type": "output"})
-            files["chart"] = "chart.png"
-            grid_t = torch.from_numpy(np.stack(grid_arrays)).to(torch.float32).div_(255.0)
-            singles_t = torch.from_numpy(np.stack(singles)).to(torch.float32).div_(255.0)
-            chart_arr = chart.result()
-            chart_t = torch.from_numpy(chart_arr[None]).to(torch.float32).div_(255.0)
-            for w in writes:
-                w.result()
-        rep = self.report(records, "complete", time.perf_counter() - t_start)
-        rep["files"] = dict(files, report_json="report.json", report_csv="report.csv")
+        names = ["grid.png"] if len(grid_arrays) == 1 else [f"grid_{g + 1}.png" for g in range(len(grid_arrays))]
+        writes = [self.cache.write_image(n, arr, meta, self.worker, parts=1) for n, arr in zip(names, grid_arrays)]
+        chart_arr = self.chart(records)
+        cell_files()
+        result = (images_tensor(grid_arrays), images_tensor(singles), images_tensor([chart_arr]))
+        rep = self.report(records, "complete", 0.0)
+        rep["files"] = {"grids": names, "chart": "chart.png", "report_json": "report.json", "report_csv": "report.csv"}
         rep["grid"] = self.grid_meta
+        writes.append(self.cache.write_image("chart.png", chart_arr, meta))
+        for done in writes:
+            done()
+        self.drain()                    # whatever else the writer still has (files of earlier batches)
+        rep["timing"]["total_s"] = time.perf_counter() - t_start
         text = to_json(rep)
         self.cache.write_text("report.json", text)
         self.cache.write_text("report.csv", to_csv(rep["cells"]))
         log.info("[Sampler Lab] step sweep done: %s (recommended steps %s)", self.folder, rep["recommended_steps"])
+        ui = [{"filename": n, "subfolder": sub, "type": "output"} for n in names + ["chart.png"]]
         return {"ui": {"images": ui, "sampler_lab_sweep": [viewer_payload(rep, ui[:len(grid_arrays)])]},
-                "result": (grid_t, singles_t, chart_t, text, int(rep["recommended_steps"]))}
+                "result": (*result, text, int(rep["recommended_steps"]))}
+
+
+def images_tensor(arrays):
+    """uint8 (H, W, 3) arrays of one size -> ComfyUI IMAGE batch, float32 in [0, 1]."""
+    return torch.from_numpy(np.stack(arrays)).to(torch.float32).div_(255.0)
 
 
 def _finite(v):

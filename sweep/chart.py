@@ -1,12 +1,15 @@
-"""Chart of a sweep drawn with Pillow (no plotting library): distance to the reference and
-sampling time against steps (or counted model calls), one line per sampler/scheduler/... group,
-with the tolerance as a dashed line."""
+"""Chart of a sweep drawn straight onto a numpy canvas (no plotting library, no PIL image):
+distance to the reference and sampling time against steps (or counted model calls), one line per
+sampler/scheduler/... group, with the tolerance as a dashed line. Axis-aligned lines and boxes are
+array slices, series lines are stamped along each segment at <= 0.5 px spacing, markers are small
+precomputed masks and the text comes from sweep/text.py, so a chart costs a millisecond or two."""
+import functools
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from .grid import font, line_height, text_width, wrap_text
+from .text import TextBatch
 
 COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
@@ -82,18 +85,118 @@ class _Axes:
         return _log_ticks(10 ** lo, 10 ** hi) if self.logy else _lin_ticks(lo, hi)
 
 
-def _marker(d, kind, x, y, r, color):
+_PIXEL = np.dtype((np.void, 3))  # one RGB pixel as a single item
+AXIS = (60, 60, 60)
+GRID = (235, 235, 235)
+LABEL = (40, 40, 40)
+HEAD = (10, 10, 10)
+TOL = (200, 0, 0)
+
+
+@functools.lru_cache(maxsize=32)
+def _shape(kind, r):
+    """(dy, dx) offsets of a filled shape of radius r around its centre pixel."""
+    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
     if kind == "square":
-        d.rectangle((x - r, y - r, x + r, y + r), fill=color)
-    elif kind == "triangle":
-        d.polygon([(x, y - r), (x - r, y + r), (x + r, y + r)], fill=color)
+        keep = np.ones_like(dy, dtype=bool)
+    elif kind == "triangle":       # apex up, base at the bottom
+        keep = 2 * np.abs(dx) <= dy + r
     elif kind == "diamond":
-        d.polygon([(x, y - r), (x - r, y), (x, y + r), (x + r, y)], fill=color)
+        keep = np.abs(dx) + np.abs(dy) <= r
+    elif kind == "disc":           # a line's cross-section: radius r + 0.5 (odd widths)
+        keep = dx * dx + dy * dy <= (r + 0.5) ** 2
     else:
-        d.ellipse((x - r, y - r, x + r, y + r), fill=color)
+        keep = dx * dx + dy * dy <= r * r + r      # circle, as round as an 11 px disc gets
+    return dy[keep].astype(np.int64), dx[keep].astype(np.int64), int(r)
 
 
-def _panel(d, box, series, key, title, x_label, logy, fnt, small, tolerance=None):
+class _Marks:
+    """Solid shapes on a contiguous uint8 (H, W, 3) image. Rectangles (grid lines, ticks, box
+    edges, swatches) are painted at once as slices; series lines, markers and dashes are
+    collected in drawing order and painted by paint() with one scatter of whole pixels (later
+    shapes on top, except where shapes of one batched call overlap each other)."""
+
+    def __init__(self, img):
+        self.img, self.idx, self.val = img, [], []
+        self.h, self.w = img.shape[:2]
+        self.pix2d = img.view(_PIXEL)[..., 0]          # (H, W) of whole pixels
+
+    def rect(self, x0, y0, x1, y1, color):
+        """Pixels x0..x1, y0..y1 (inclusive, rounded, clipped), painted at once (a slice)."""
+        xa, xb = max(0, int(round(min(x0, x1)))), min(self.w, int(round(max(x0, x1))) + 1)
+        ya, yb = max(0, int(round(min(y0, y1)))), min(self.h, int(round(max(y0, y1))) + 1)
+        if xa < xb and ya < yb:
+            self.pix2d[ya:yb, xa:xb] = _pixel(color)[0]
+
+    def outline(self, box, color):
+        x0, y0, x1, y1 = box
+        for b in ((x0, y0, x1, y0), (x0, y1, x1, y1), (x0, y0, x0, y1), (x1, y0, x1, y1)):
+            self.rect(*b, color)
+
+    def _add(self, flat, val):
+        if flat.size:
+            self.idx.append(flat)
+            self.val.append(val)
+
+    def stamp(self, xs, ys, shape, colors, dedupe=False):
+        """The shape (from _shape) centred on every point (xs, ys), clipped to the image;
+        colors: one RGB or a _pixel array with one colour per point. dedupe: drop a point on the
+        same pixel as the one before it (samples along a line)."""
+        h, w = self.h, self.w
+        cy = np.rint(np.asarray(ys, dtype=np.float64)).astype(np.int64)
+        cx = np.rint(np.asarray(xs, dtype=np.float64)).astype(np.int64)
+        colors = colors if isinstance(colors, np.ndarray) and colors.dtype == _PIXEL else _pixel(colors)
+        if dedupe and cy.size > 1:
+            step = np.empty(cy.size, dtype=bool)
+            step[0] = True
+            step[1:] = (cy[1:] != cy[:-1]) | (cx[1:] != cx[:-1])
+            cy, cx = cy[step], cx[step]
+            if colors.size > 1:
+                colors = colors[step]
+        oy, ox, r = shape
+        if cy.size == 0:
+            return
+        # offsets on the outer axis, points on the inner (long) one: fast broadcasting
+        val = np.broadcast_to(colors.reshape(1, -1), (oy.size, cy.size))
+        if cy.min() >= r and cy.max() < h - r and cx.min() >= r and cx.max() < w - r:
+            self._add(((oy * w + ox)[:, None] + (cy * w + cx)[None, :]).ravel(), val.ravel())
+            return
+        py = oy[:, None] + cy[None, :]
+        px = ox[:, None] + cx[None, :]
+        keep = (py >= 0) & (py < h) & (px >= 0) & (px < w)
+        self._add(py[keep] * w + px[keep], val[keep])
+
+    def pixels(self, flat, color):
+        flat = np.asarray(flat, dtype=np.int64)
+        self._add(flat, np.broadcast_to(_pixel(color), flat.shape))
+
+    def polylines(self, lines, width=3):
+        """lines: [(xy points, RGB)]; every segment sampled at <= 0.5 px spacing and a disc
+        stamped at each pixel the samples pass (all lines in one go)."""
+        segs = [(np.asarray(xy, dtype=np.float64), c) for xy, c in lines if len(xy) > 1]
+        if not segs:
+            return
+        p0 = np.concatenate([p[:-1] for p, _ in segs])
+        d = np.concatenate([np.diff(p, axis=0) for p, _ in segs])
+        col = np.concatenate([np.repeat(_pixel(c), len(p) - 1) for p, c in segs])
+        n = np.maximum(1, np.ceil(np.hypot(d[:, 0], d[:, 1]) / 0.5).astype(np.int64)) + 1   # both ends
+        which = np.repeat(np.arange(len(d)), n)
+        t = (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)) / np.repeat(n - 1, n)
+        self.stamp(p0[which, 0] + d[which, 0] * t, p0[which, 1] + d[which, 1] * t,
+                   _shape("disc", (width - 1) // 2), col[which], dedupe=True)
+
+    def paint(self):
+        if self.idx:
+            self.img.view(_PIXEL).reshape(-1)[np.concatenate(self.idx)] = np.concatenate(self.val)
+        self.idx, self.val = [], []
+
+
+def _pixel(color):
+    """RGB as a (1,) array of one 3-byte item (what the canvas is viewed as)."""
+    return np.asarray(tuple(int(c) for c in color[:3]), dtype=np.uint8).view(_PIXEL)
+
+
+def _panel(under, text, box, series, key, title, x_label, logy, fnt, small, tolerance=None):
     xs = [p["x"] for s in series for p in s["points"] if p.get(key) is not None]
     ys = [p[key] for s in series for p in s["points"] if p.get(key) is not None]
     if tolerance is not None:
@@ -101,66 +204,106 @@ def _panel(d, box, series, key, title, x_label, logy, fnt, small, tolerance=None
     logx = bool(xs) and min(xs) > 0 and max(xs) / min(xs) >= 4
     ax = _Axes(box, xs, ys, logx, logy)
     x0, y0, x1, y1 = box
-    d.rectangle(box, outline=(60, 60, 60))
     lh = line_height(small)
     for t in ax.xticks(xs):
         px, _ = ax.px(t, 10 ** ax.yr[0] if logy else ax.yr[0])
         if x0 - 1 <= px <= x1 + 1:
-            d.line((px, y1, px, y1 + 5), fill=(60, 60, 60))
-            d.line((px, y0, px, y1), fill=(235, 235, 235))
+            under.rect(px, y0, px, y1, GRID)
+            under.rect(px, y1, px, y1 + 5, AXIS)
             s = _fmt(t)
-            d.text((px - text_width(small, s) / 2, y1 + 7), s, fill=(40, 40, 40), font=small)
+            text.add(px - text_width(small, s) / 2, y1 + 7, s, small, LABEL)
     for t in ax.yticks():
         _, py = ax.px(10 ** ax.xr[0] if logx else ax.xr[0], t)
         if y0 - 1 <= py <= y1 + 1:
-            d.line((x0 - 5, py, x0, py), fill=(60, 60, 60))
-            d.line((x0, py, x1, py), fill=(235, 235, 235))
+            under.rect(x0, py, x1, py, GRID)
+            under.rect(x0 - 5, py, x0, py, AXIS)
             s = _fmt(t)
-            d.text((x0 - 8 - text_width(small, s), py - lh / 2), s, fill=(40, 40, 40), font=small)
-    d.rectangle(box, outline=(60, 60, 60))
-    d.text((x0, y0 - line_height(fnt) - 4), title, fill=(10, 10, 10), font=fnt)
+            text.add(x0 - 8 - text_width(small, s), py - lh / 2, s, small, LABEL)
+    under.outline(box, AXIS)
+    text.add(x0, y0 - line_height(fnt) - 4, title, fnt, HEAD)
     x_label = x_label + (" (log scale)" if logx else "")
-    d.text(((x0 + x1) / 2 - text_width(small, x_label) / 2, y1 + 9 + lh), x_label, fill=(40, 40, 40), font=small)
+    text.add((x0 + x1) / 2 - text_width(small, x_label) / 2, y1 + 9 + lh, x_label, small, LABEL)
+    lines = []
     if tolerance is not None and tolerance > 0:
         _, ty = ax.px(10 ** ax.xr[0] if logx else ax.xr[0], tolerance)
-        for sx in range(int(x0), int(x1), 12):
-            d.line((sx, ty, min(sx + 6, x1), ty), fill=(200, 0, 0), width=2)
-        d.text((x1 - text_width(small, "tolerance") - 6, ty - lh - 2), "tolerance", fill=(200, 0, 0), font=small)
+        lines.append(("tolerance", ty))
+        text.add(x1 - text_width(small, "tolerance") - 6, ty - lh - 2, "tolerance", small, TOL)
     for i, s in enumerate(series):
-        color, marker = COLORS[i % len(COLORS)], MARKERS[(i // len(COLORS)) % len(MARKERS)]
         pts = sorted((p["x"], p[key]) for p in s["points"] if p.get(key) is not None
                      and math.isfinite(p[key]) and (p[key] > 0 or not logy) and (p["x"] > 0 or not logx))
-        xy = [ax.px(x, y) for x, y in pts]
-        if len(xy) > 1:
-            d.line(xy, fill=color, width=3)
-        for x, y in xy:
-            _marker(d, marker, x, y, 5, color)
+        lines.append((i, [ax.px(x, y) for x, y in pts]))
+    return lines
 
 
-def draw_chart(series, x_label, tolerance=None, width=1400, height=640, title=""):
-    """series: [{"name": str, "points": [{"x", "error", "time"}]}]. Returns uint8 (H, W, 3)."""
-    fnt, small = font(22), font(16)
+def _series_style(i):
+    return COLORS[i % len(COLORS)], MARKERS[(i // len(COLORS)) % len(MARKERS)]
+
+
+def _draw_lines(marks, img, panels):
+    """Over the text: the dashed tolerance lines (2 px, 7 on / 5 off), every series' line, then
+    the markers on top."""
+    h, w = img.shape[:2]
+    lines, points = [], {}
+    for (x0, _, x1, _), items in panels:
+        for i, xy in items:
+            if i == "tolerance":
+                row = int(math.floor(xy))         # rows floor(y), floor(y) + 1: centred within 0.5 px
+                cols = np.arange(max(0, int(x0)), min(w, int(x1) + 1))
+                cols = cols[(cols - int(x0)) % 12 <= 6]
+                rows = np.arange(max(0, row), min(h, row + 2))
+                marks.pixels((rows[:, None] * w + cols[None, :]).ravel(), TOL)
+                continue
+            color, marker = _series_style(i)
+            lines.append((xy, color))
+            got = points.setdefault(marker, ([], []))
+            got[0].extend(xy)
+            got[1].extend([color] * len(xy))
+    marks.polylines(lines, 3)
+    for marker, (xy, colors) in points.items():
+        if xy:
+            xy = np.asarray(xy, dtype=np.float64)
+            colors = np.array(colors, dtype=np.uint8).view(_PIXEL).reshape(-1)
+            marks.stamp(xy[:, 0], xy[:, 1], _shape(marker, 5), colors)
+
+
+def draw_chart(series, x_label, tolerance=None, width=1000, height=480, title=""):
+    """series: [{"name": str, "points": [{"x", "error", "time"}]}]. Returns uint8 (H, W, 3):
+    two panels (log distance with the dashed tolerance line, and time, against x) over a legend."""
+    fnt, mid, small = font(22), font(18), font(16)
     lh = line_height(small)
     legend = [wrap_text(s["name"], small, width // 3 - 40)[0] for s in series]
     per_row = int(max(1, (width - 80) // max(1, max([text_width(small, t) for t in legend] or [100]) + 50)))
     legend_h = ((len(series) + per_row - 1) // per_row) * (lh + 6) + 10
-    img = Image.new("RGB", (width, height + legend_h), (255, 255, 255))
-    d = ImageDraw.Draw(img)
+    img = np.full((height + legend_h, width, 3), 255, dtype=np.uint8)
+    text = TextBatch()
     if title:
-        d.text((20, 10), title, fill=(10, 10, 10), font=fnt)
+        text.add(20, 10, title, fnt, HEAD)
     top, bottom = 90, height - 70
     half = width // 2
-    _panel(d, (100, top, half - 40, bottom), series, "error", "distance to reference (relative latent RMSE, log)",
-           x_label, True, fnt, small, tolerance)
-    _panel(d, (half + 80, top, width - 40, bottom), series, "time", "sampling time per cell (s)",
-           x_label, False, fnt, small)
-    y = height
+    left = (100, top, half - 40, bottom)
+    right = (half + 80, top, width - 40, bottom)
+    under = _Marks(img)
+    lines_l = _panel(under, text, left, series, "error", "distance to reference (relative RMSE)",
+                     x_label, True, mid, small, tolerance)
+    lines_r = _panel(under, text, right, series, "time", "sampling time per cell (s)", x_label, False, mid, small)
     col_w = (width - 80) // per_row
+    swatches = []
     for i, name in enumerate(legend):
-        color, marker = COLORS[i % len(COLORS)], MARKERS[(i // len(COLORS)) % len(MARKERS)]
         x = 40 + (i % per_row) * col_w
-        yy = y + (i // per_row) * (lh + 6)
-        d.line((x, yy + lh / 2, x + 28, yy + lh / 2), fill=color, width=3)
-        _marker(d, marker, x + 14, yy + lh / 2, 5, color)
-        d.text((x + 36, yy), name, fill=(20, 20, 20), font=small)
-    return np.asarray(img, dtype=np.uint8).copy()
+        yy = height + (i // per_row) * (lh + 6)
+        swatches.append((i, x, yy + lh / 2))
+        text.add(x + 36, yy, name, small, (20, 20, 20))
+    under.paint()
+    text.draw(img)
+    marks = _Marks(img)
+    _draw_lines(marks, img, [(left, lines_l), (right, lines_r)])
+    by_kind = {}
+    for i, x, y in swatches:
+        color, marker = _series_style(i)
+        marks.rect(x, y - 1, x + 28, y + 1, color)
+        by_kind.setdefault(marker, []).append((x + 14, y) + tuple(color))
+    for marker, pts in by_kind.items():
+        pts = np.array(pts, dtype=np.float64)
+        marks.stamp(pts[:, 0], pts[:, 1], _shape(marker, 5), pts[:, 2:].astype(np.uint8).view(_PIXEL).reshape(-1))
+    marks.paint()
+    return img

@@ -1,18 +1,24 @@
-"""Labelled sweep grid drawn with Pillow: column and row headers sized to the cells (font grows
-with the cell), long names wrapped (also inside names like dpmpp_2m_sde_heun at '_'), a
-caption under each cell (model calls, time, distance) and failed cells marked. Fonts, text
-widths and wrapped lines are cached: a sweep draws the same few strings many times."""
+"""Labelled sweep grid drawn on a numpy canvas: column and row headers sized to the cells (font
+grows with the cell), long names wrapped (also inside names like dpmpp_2m_sde_heun at '_'), a
+caption under each cell (model calls, time, distance) and failed cells marked. Tiles are pasted
+with slicing and all text goes through sweep/text.py (glyphs rendered once by Pillow, lines
+blended with numpy), so a whole grid costs about a millisecond. Fonts, text widths and wrapped
+lines are cached: a sweep draws the same few strings many times."""
 import functools
 import re
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageFont
+
+from .text import TextBatch, line_height, text_width
 
 INK = (20, 20, 20)
 MUTED = (90, 90, 90)
 PAPER = (255, 255, 255)
 FAILED = (205, 205, 205)
 FAIL_INK = (150, 20, 20)
+
+__all__ = ["font", "text_width", "line_height", "wrap_text", "cell_fonts", "GridLayout", "draw_grid", "thumbnail"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -22,17 +28,6 @@ def font(size):
         return ImageFont.load_default(size=int(size))
     except TypeError:     # Pillow < 10.1: no sizes
         return ImageFont.load_default()
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def text_width(fnt, text):
-    return fnt.getlength(text) if hasattr(fnt, "getlength") else fnt.getsize(text)[0]
-
-
-@functools.lru_cache(maxsize=256)
-def line_height(fnt):
-    box = fnt.getbbox("Ag_|")
-    return int((box[3] - box[1]) * 1.3) + 1
 
 
 def wrap_text(text, fnt, width):
@@ -72,21 +67,6 @@ def cell_fonts(cell_w, cell_h):
     return fs, int(min(48, max(10, round(fs * 0.72)))), max(3, fs // 2)
 
 
-def caption_strip(cell_w, cell_h, caption):
-    """A cell's caption drawn on its own: uint8 (lines * caption line height, cell_w, 3), the same
-    pixels draw_grid puts under the cell. The sweep's writer thread draws it as each cell finishes,
-    so the end of a sweep only pastes it."""
-    _, fs_small, pad = cell_fonts(cell_w, cell_h)
-    small = font(fs_small)
-    lh = line_height(small)
-    lines = wrap_text(caption, small, max(8, cell_w - 2 * pad))
-    img = Image.new("RGB", (cell_w, max(1, len(lines)) * lh), PAPER)
-    d = ImageDraw.Draw(img)
-    for k, line in enumerate(lines):
-        d.text(((cell_w - text_width(small, line)) / 2, k * lh), line, fill=MUTED, font=small)
-    return np.asarray(img, dtype=np.uint8)
-
-
 class GridLayout:
     """Sizes and positions shared by every grid of one sweep (so grids stack as one IMAGE batch)."""
 
@@ -118,60 +98,71 @@ class GridLayout:
         return x0, y0, x0 + self.cell_w, y0 + self.cell_h
 
 
-def draw_grid(layout, title, cells, captions, failures, strips=None):
+def draw_grid(layout, title, cells, captions, failures):
     """One grid as a uint8 (H, W, 3) array.
 
-    cells[r][c]: uint8 (h, w, 3) array or None; captions[r][c]: str; failures[r][c]: str or None;
-    strips[r][c] (optional): the caption already drawn by caption_strip, pasted instead of drawing."""
-    img = Image.new("RGB", (layout.width, layout.height), PAPER)
-    d = ImageDraw.Draw(img)
+    cells[r][c]: uint8 (h, w, 3) array or None (resized to the layout's cell when its size
+    differs); captions[r][c]: str; failures[r][c]: str or None (a grey box with the error)."""
     lo = layout
+    img = _canvas(lo.height, lo.width, PAPER)
+    text = TextBatch()
     y = lo.pad
     for line in wrap_text(title, lo.title_font, lo.width - 2 * lo.pad)[:lo.title_lines]:
-        d.text((lo.pad, y), line, fill=INK, font=lo.title_font)
+        text.add(lo.pad, y, line, lo.title_font, INK)
         y += lo.title_lh
     for c, lines in enumerate(lo.col_lines):
-        x0, y0, _, _ = lo.cell_box(0, c)
-        block = len(lines) * lo.lh
-        ty = lo.title_h + (lo.header_h - block) // 2
+        x0, _, _, _ = lo.cell_box(0, c)
+        ty = lo.title_h + (lo.header_h - len(lines) * lo.lh) // 2
         for line in lines:
-            tw = text_width(lo.font, line)
-            d.text((x0 + (lo.cell_w - tw) / 2, ty), line, fill=INK, font=lo.font)
+            text.add(x0 + (lo.cell_w - text_width(lo.font, line)) / 2, ty, line, lo.font, INK)
             ty += lo.lh
     for r, lines in enumerate(lo.row_lines):
         _, y0, _, _ = lo.cell_box(r, 0)
         ty = y0 + max(0, (lo.cell_h - len(lines) * lo.lh) // 2)
         for line in lines:
-            d.text((lo.pad, ty), line, fill=INK, font=lo.font)
+            text.add(lo.pad, ty, line, lo.font, INK)
             ty += lo.lh
     inner = max(8, lo.cell_w - 2 * lo.pad)
+    fail_lines = max(1, (lo.cell_h - lo.pad) // lo.lh_small)
     for r in range(lo.rows):
         for c in range(lo.cols):
             x0, y0, x1, y1 = lo.cell_box(r, c)
             fail = failures[r][c]
             arr = cells[r][c]
             if arr is not None and fail is None:
-                tile = Image.fromarray(arr)
-                if tile.size != (lo.cell_w, lo.cell_h):
-                    tile = tile.resize((lo.cell_w, lo.cell_h), Image.BILINEAR)
-                img.paste(tile, (x0, y0))
+                img[y0:y1, x0:x1] = _tile(arr, lo.cell_w, lo.cell_h)
             else:
-                d.rectangle((x0, y0, x1 - 1, y1 - 1), fill=FAILED)
+                img[y0:y1, x0:x1] = np.asarray(FAILED, dtype=np.uint8)
                 ty = y0 + lo.pad
-                for line in wrap_text(fail or "not run", lo.small, inner)[: max(1, (lo.cell_h - lo.pad) // lo.lh_small)]:
-                    d.text((x0 + lo.pad, ty), line, fill=FAIL_INK, font=lo.small)
+                for line in wrap_text(fail or "not run", lo.small, inner)[:fail_lines]:
+                    text.add(x0 + lo.pad, ty, line, lo.small, FAIL_INK)
                     ty += lo.lh_small
             ty = y1 + lo.pad // 2
-            strip = strips[r][c] if strips is not None and fail is None else None
-            if strip is not None and strip.shape[1] == lo.cell_w and len(
-                    wrap_text(captions[r][c], lo.small, inner)) * lo.lh_small == strip.shape[0]:
-                img.paste(Image.fromarray(strip[:lo.caption_lines * lo.lh_small]), (x0, ty))
-                continue
             for line in wrap_text(captions[r][c], lo.small, inner)[:lo.caption_lines]:
-                tw = text_width(lo.small, line)
-                d.text((x0 + (lo.cell_w - tw) / 2, ty), line, fill=MUTED, font=lo.small)
+                text.add(x0 + (lo.cell_w - text_width(lo.small, line)) / 2, ty, line, lo.small, MUTED)
                 ty += lo.lh_small
-    return np.asarray(img, dtype=np.uint8).copy()
+    return text.draw(img)
+
+
+def _canvas(h, w, color):
+    """uint8 (h, w, 3) filled with color (a scalar fill when the channels agree: 100x faster
+    than numpy's broadcast of a 3-tuple)."""
+    if len(set(color)) == 1:
+        return np.full((h, w, 3), color[0], dtype=np.uint8)
+    img = np.empty((h, w * 3), dtype=np.uint8)
+    img[:] = np.tile(np.asarray(color, dtype=np.uint8), w)
+    return img.reshape(h, w, 3)
+
+
+def _tile(arr, w, h):
+    """A cell's picture as uint8 (h, w, 3): as is when it already fits, else converted/resized."""
+    arr = np.asarray(arr)
+    if arr.shape == (h, w, 3) and arr.dtype == np.uint8:
+        return arr
+    tile = Image.fromarray(arr).convert("RGB")
+    if tile.size != (w, h):
+        tile = tile.resize((w, h), Image.BILINEAR)
+    return np.asarray(tile, dtype=np.uint8)
 
 
 def thumbnail(arr, max_side, min_side=128):

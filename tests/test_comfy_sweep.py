@@ -153,6 +153,31 @@ def test_interrupt_keeps_finished_cells_and_rerun_resumes(env):
     assert state["calls"] == 0                            # everything resumed: the model is not called at all
 
 
+def test_cells_are_written_while_later_cells_sample(env, monkeypatch):
+    """A slow model's cells (here: FLUSH_SECONDS 0) are measured and on disk as each finishes, not
+    only at the end: the files of cells 1 and 2 exist while cell 3 samples."""
+    import glob
+    import time
+    import comfy.model_patcher
+    pics = import_module(comfy_runtime.load().__name__ + ".nodes.sweep_pictures")
+    monkeypatch.setattr(pics, "FLUSH_SECONDS", 0.0)
+    model = lab_model().clone()
+    state, seen = {"calls": 0}, []
+
+    def in_third_cell(args):               # warm-up 2 calls, cells of 2 and 3 calls, then the third cell
+        state["calls"] += 1
+        if state["calls"] == 2 + 2 + 3 + 1:
+            pattern = os.path.join(env["out"], "t", "written_*", "cells", "*.json")      # a batch's last file
+            deadline = time.monotonic() + 10
+            while len(glob.glob(pattern)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)           # the writer thread may still be busy with them
+            seen.append(sorted(os.path.basename(p) for p in glob.glob(pattern)))
+        return args["denoised"]
+    model.model_options = comfy.model_patcher.set_model_options_post_cfg_function(model.model_options, in_third_cell)
+    _, rep = run(env, "t/written", model=model, x_values="2,3,4")
+    assert seen == [sorted(f"{c['key']}.json" for c in rep["cells"][:2])]
+
+
 def test_failing_cell_does_not_stop_the_sweep(env):
     import comfy.model_patcher
     model = lab_model().clone()

@@ -69,9 +69,9 @@ def karras(env, steps):
 
 def saved_reference(rep):
     folder = os.path.join(rep["folder"], "references")
-    names = [f for f in os.listdir(folder) if f.endswith(".pt")]
+    names = [f for f in os.listdir(folder) if f.endswith(".latent.npy")]
     assert len(names) == 1
-    return torch.load(os.path.join(folder, names[0]), weights_only=True)
+    return torch.from_numpy(np.load(os.path.join(folder, names[0])))
 
 
 def rms(a, b):

@@ -1,6 +1,7 @@
 """The step sweep's pure parts (no ComfyUI): axis syntax, planning, equal-cost step counts,
 metrics against closed forms, recommended steps, drawing, report round trip, resume cache."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -8,7 +9,6 @@ import torch
 
 import sweep
 from sweep import SweepAxisError, parse_axis
-from sweep.grid import GridLayout, caption_strip, draw_grid, font, text_width
 from sweep.png import png_bytes
 
 SAMPLERS = ["euler", "euler_ancestral", "heun", "dpmpp_2m", "dpmpp_2m_sde_heun_gpu", "lab_rk4", "lab_rk4_38",
@@ -137,53 +137,7 @@ def test_recommended_steps():
     assert sweep.recommended_steps([(4, 0.01), (8, None), (16, 0.01)], 0.02) == 4    # failed cells ignored
 
 
-# drawing ----------------------------------------------------------------------------------------
-def test_wrap_text_fits_and_keeps_characters():
-    f = font(16)
-    name = "dpmpp_2m_sde_heun_gpu_with_a_really_long_suffix"
-    lines = sweep.wrap_text(name, f, 90)
-    assert len(lines) > 1 and all(text_width(f, ln) <= 90 for ln in lines)
-    assert "".join(lines) == name
-    assert sweep.wrap_text("euler", f, 500) == ["euler"]
-
-
-def test_grid_places_cells_and_draws_headers():
-    rng = np.random.default_rng(0)
-    tiles = [[rng.integers(0, 255, (40, 56, 3), dtype=np.uint8) for _ in range(3)] for _ in range(2)]
-    layout = GridLayout(56, 40, 2, 3, ["steps 4", "steps 8", "steps 16"], ["euler", "a_very_long_sampler_name_x"],
-                        ["4 calls | 0.1 s"] * 6)
-    fails = [[None, None, "RuntimeError: boom"], [None] * 3]
-    img = draw_grid(layout, "title", tiles, [["4 calls | 0.1 s"] * 3] * 2, fails)
-    assert img.shape == (layout.height, layout.width, 3) and img.dtype == np.uint8
-    for r in range(2):
-        for c in range(3):
-            x0, y0, x1, y1 = layout.cell_box(r, c)
-            if fails[r][c] is None:
-                assert np.array_equal(img[y0:y1, x0:x1], tiles[r][c])
-            else:
-                assert not np.array_equal(img[y0:y1, x0:x1], tiles[r][c])
-    x0, y0, x1, _ = layout.cell_box(0, 0)
-    assert (img[layout.title_h:y0, x0:x1] < 100).any()          # header text is drawn above the first column
-    assert layout.row_w > 0 and (img[y0:y0 + 40, :layout.row_w] < 100).any()
-    big = GridLayout(512, 512, 1, 1, ["x"], [""], [""])
-    assert big.fs > layout.fs                                     # headers grow with the cells
-
-
-def test_caption_strips_paste_the_same_pixels_as_drawing():
-    rng = np.random.default_rng(1)
-    caps = [["8 steps | 8 calls | 0.01 s\nd 1.2e-02 | 31.5 dB | ssim 0.912", "16 steps | 31 calls | 0.02 s"],
-            ["4 steps | 4 calls | 0.00 s\nd 3.4e-01", "a_long_caption_that_wraps_over_several_lines_of_the_cell"]]
-    tiles = [[rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(2)] for _ in range(2)]
-    layout = GridLayout(128, 96, 2, 2, ["a", "b"], ["r1", "r2"], [c for row in caps for c in row])
-    fails = [[None, None], [None, None]]
-    drawn = draw_grid(layout, "t", tiles, caps, fails)
-    strips = [[caption_strip(128, 96, c) for c in row] for row in caps]
-    assert strips[1][1].shape[0] > strips[0][1].shape[0]          # the long caption wraps
-    assert np.array_equal(draw_grid(layout, "t", tiles, caps, fails, strips), drawn)
-    _, y0, _, y1 = layout.cell_box(0, 0)
-    assert (drawn[y1:y1 + layout.caption_h, :] < 200).any()        # the captions are really there
-
-
+# png ---------------------------------------------------------------------------------------------
 def test_png_writer_round_trips_pixels_and_metadata():
     from io import BytesIO
     from PIL import Image
@@ -199,14 +153,6 @@ def test_png_writer_round_trips_pixels_and_metadata():
         png_bytes(arr[..., :2])
     with pytest.raises(ValueError, match="row_filter"):
         png_bytes(arr, row_filter="paeth")
-
-
-def test_chart_draws_series():
-    series = [{"name": "euler", "points": [{"x": 4, "error": 0.1, "time": 0.2}, {"x": 8, "error": 0.05, "time": 0.4}]},
-              {"name": "heun", "points": [{"x": 4, "error": 0.05, "time": 0.4}, {"x": 8, "error": None, "time": 0.8}]}]
-    img = sweep.draw_chart(series, "steps", tolerance=0.06, width=800, height=400)
-    assert img.shape[1] == 800 and img.shape[0] > 400
-    assert (img[..., 0] > 200).sum() > 0 and (np.abs(img.astype(int) - [31, 119, 180]).sum(-1) < 30).any()
 
 
 # report and cache -------------------------------------------------------------------------------
@@ -239,17 +185,53 @@ def test_report_round_trips_json_and_csv():
     assert by_sampler["heun"]["steps"] == 8
 
 
+def test_png_in_bands_is_one_valid_stream():
+    """The grid/chart PNGs compress in bands on several threads (sync-flushed raw deflate parts
+    behind one zlib header): any band count, filter and level decodes to the same pixels."""
+    from io import BytesIO
+    from PIL import Image
+    from sweep.png import png_jobs
+    rng = np.random.default_rng(3)
+    arr = rng.integers(0, 256, (41, 23, 3), dtype=np.uint8)
+    arr[5:30] = 240
+    for parts in (1, 2, 3, 41, 100):
+        for row_filter in ("none", "sub", "up"):
+            for level in (0, 1, 6):
+                jobs, assemble = png_jobs(arr, {"k": "v"}, level, row_filter, parts)
+                assert len(jobs) == min(parts, 41)
+                with Image.open(BytesIO(assemble([job() for job in reversed(jobs)][::-1]))) as im:
+                    assert np.array_equal(np.asarray(im), arr) and im.info["k"] == "v"
+
+
 def test_cache_round_trip(tmp_path):
     cache = sweep.SweepCache(str(tmp_path / "s"))
     img = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
     rec = {"status": "ok", "nfe": 3, "psnr": math.inf}
-    cache.save_cell("k1", rec, img)
-    got_rec, got_img = cache.load_cell("k1")
-    assert got_rec == {"status": "ok", "nfe": 3, "psnr": None} and np.array_equal(got_img, img)
+    cache.save_cell("k1", rec, img)                                                    # a VAE-decoded cell
+    got_rec, got_img, got_lat = cache.load_cell("k1")
+    assert got_rec == {"status": "ok", "nfe": 3, "psnr": None} and np.array_equal(got_img, img) and got_lat is None
     cache.save_cell("k2", {"status": "failed", "error": "x"})
     assert cache.load_cell("k2") is None and cache.load_cell("missing") is None
-    (tmp_path / "s" / "cells" / "k3.json").write_text("{broken")
-    assert cache.load_cell("k3") is None
+    data = png_bytes(img, {sweep.cache.RECORD_CHUNK: '{"status": "ok"}'})
+    (tmp_path / "s" / "cells" / "k3.png").write_bytes(data[: len(data) // 2])          # cut short
+    (tmp_path / "s" / "cells" / "k4.png").write_bytes(png_bytes(img))                  # no record
+    (tmp_path / "s" / "cells" / "k5.png").write_bytes(png_bytes(img, {sweep.cache.RECORD_CHUNK: "{broken"}))
+    assert all(cache.load_cell(k) is None for k in ("k3", "k4", "k5"))
+    cache.save_cell("k6", rec, img, {"prompt": "{}"}, level=0)                          # stored, with metadata
+    assert np.array_equal(cache.load_cell("k6")[1], img)
+    # cells measured together: one batch, latents stacked in record order
+    lats = np.random.default_rng(0).standard_normal((3, 1, 4, 2, 5)).astype(np.float32)
+    recs = [{"status": "ok", "key": f"b{i}", "rmse": 0.1 * i} for i in range(3)]
+    cache.save_batch("b0", recs, lats)
+    (tmp_path / "s" / "cells" / "x.json").write_text('{"batch": [{"status": "ok", "key": "lost"}]}')  # no latents
+    (tmp_path / "s" / "cells" / "y.json").write_text("{broken")
+    fresh = sweep.SweepCache(str(tmp_path / "s"))                                        # a later run reads them
+    for i in range(3):
+        r, image, lat = fresh.load_cell(f"b{i}")
+        assert r == recs[i] and image is None and np.array_equal(lat.numpy(), lats[i])
+    assert fresh.load_cell("lost") is None
+    assert sorted(os.listdir(tmp_path / "s" / "cells")) == ["b0.json", "b0.npy", "k1.png", "k2.json", "k3.png",
+                                                           "k4.png", "k5.png", "k6.png", "x.json", "y.json"]
     lat = torch.randn(1, 4, 5, 5)
     cache.save_reference("r", lat, img[None], {"nfe": 9})
     l2, i2, info = cache.load_reference("r")
