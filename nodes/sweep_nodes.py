@@ -290,7 +290,11 @@ class SweepRun:
     def collect(self, fut):
         got = fut.result()
         if got is not None:
-            rec, thumb = got
+            self.apply(got)
+
+    def apply(self, results):
+        """[(record, thumbnail or None)] of measured cells into the sweep's tables."""
+        for rec, thumb in results:
             self.records[rec["index"]], self.thumbs[rec["index"]] = rec, thumb
 
     def _finish_reference(self, key, got):
@@ -312,7 +316,7 @@ class SweepRun:
 
     def _save_failed(self, rec):
         self.cache.save_cell(rec["key"], rec)
-        return rec, None
+        return [(rec, None)]
 
     def _finish_cell(self, rec, latent, images, ref):
         """Writer thread, VAE-decoded cells: distances, PSNR/SSIM, the cell's files, its thumbnail."""
@@ -327,11 +331,11 @@ class SweepRun:
                 rec["reference_error"] = ref[2].get("error")
             first = self.decoder.display_image(images)
             self.cache.save_cell(rec["key"], rec, first)
-            return rec, thumbnail(first, int(self.kw["cell_size"]))
+            return [(rec, thumbnail(first, int(self.kw["cell_size"])))]
         except Exception as e:  # a broken decode or a full disk fails this cell, not the sweep
             log.warning("[Sampler Lab] step sweep: cell %d post-processing failed: %s", rec["index"], e)
             rec.update(status="failed", error=f"{type(e).__name__}: {e}"[:400])
-            return rec, None
+            return [(rec, None)]
 
     # the whole sweep --------------------------------------------------------------------------
     def execute(self):

@@ -229,17 +229,19 @@ class Decoder:
         """uint8 (H, W, 3): the first decoded image at full size (kind 'vae')."""
         return np.ascontiguousarray(decoded[0])
 
-    def batch_pictures(self, latents):
+    def batch_pictures(self, latents, max_side=4096):
         """Kinds 'lab' and 'preview', for K cells at once: latents stacked (K, *latent shape) ->
         (metric images, uint8 tensor (K, n, h, w, 3), or None for 'preview'; pictures, uint8 numpy
-        (K, H, W, 3): each cell's first image at full size). The lab picture is the image its metrics
-        use, its exact colour map at the latent's resolution, each latent pixel shown as an 8x8 block
-        (a smooth enlargement only looked like more detail, and compressed 3x slower)."""
+        (K, H, W, 3): each cell's first image). The lab picture is the image its metrics use, its
+        exact colour map at the latent's resolution, each latent pixel shown as a block of 8x8 (the
+        size of a decoded image) or fewer pixels when that would pass max_side (no enlarging to
+        shrink again)."""
         k = latents.shape[0]
         if self.kind == "lab":
             rgb = latent_to_rgb(latents.reshape(-1, *latents.shape[2:]), upscale=1)      # (K * n, h, w, 3)
             metric = to_uint8_tensor(rgb).reshape(k, -1, *rgb.shape[1:])
-            return metric, enlarge_blocks(metric[:, 0].cpu().numpy(), 8)
+            block = max(1, min(8, int(max_side) // max(rgb.shape[1:3])))
+            return metric, enlarge_blocks(metric[:, 0].cpu().numpy(), block)
         firsts = latents[:, 0, :, :1] if latents.ndim == 6 else latents[:, 0]
         return None, self._preview(firsts)
 

@@ -178,6 +178,24 @@ def test_cells_are_written_while_later_cells_sample(env, monkeypatch):
     assert seen == [sorted(f"{c['key']}.json" for c in rep["cells"][:2])]
 
 
+def test_slow_cells_measured_on_the_writer_match_batched_ones(env, monkeypatch):
+    """Cells of a slow model (here: SLOW_CELL_S 0) are measured one by one on the writer thread,
+    a fast model's together on the sampling thread: the same numbers and pictures either way."""
+    pics = import_module(comfy_runtime.load().__name__ + ".nodes.sweep_pictures")
+    kw = dict(x_values="2,4", y_axis="sampler", y_values="euler,heun", reference_sampler="lab_rk4", reference_steps=6)
+    out_batch, rep_batch = run(env, "t/batched", **kw)
+    monkeypatch.setattr(pics, "SLOW_CELL_S", 0.0)
+    out_slow, rep_slow = run(env, "t/one_by_one", **kw)
+    for a, b in zip(rep_batch["cells"], rep_slow["cells"]):
+        assert a["status"] == b["status"] == "ok"
+        for k in ("rmse", "rel_rmse", "psnr", "ssim"):
+            assert a[k] == pytest.approx(b[k], rel=1e-12)
+    assert torch.equal(out_batch["result"][1], out_slow["result"][1])
+    def batches(rep):
+        return [f for f in os.listdir(os.path.join(rep["folder"], "cells")) if f.endswith(".json")]
+    assert len(batches(rep_slow)) == 4 and len(batches(rep_batch)) == 1     # one by one / all together
+
+
 def test_failing_cell_does_not_stop_the_sweep(env):
     import comfy.model_patcher
     model = lab_model().clone()
