@@ -572,7 +572,8 @@ class SweepRun:
 
 def images_tensor(arrays):
     """uint8 (H, W, 3) arrays of one size -> ComfyUI IMAGE batch, float32 in [0, 1]."""
-    return torch.from_numpy(np.stack(arrays)).to(torch.float32).div_(255.0)
+    batch = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
+    return torch.from_numpy(batch).to(torch.float32).div_(255.0)
 
 
 def _finite(v):

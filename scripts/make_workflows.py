@@ -113,8 +113,9 @@ def lab_step_sweep():
            "dashed tolerance line; 'Recommended steps' = the fewest steps within tolerance for the cheapest sampler. "
            "Turn on equal_cost to compare at the same number of model calls instead of steps.\n\n"
            "Files: output/sampler_lab/step_sweep_<digest>/ holds grid.png, chart.png, report.json, report.csv and "
-           "every cell as it finishes; queue again after an interrupt and finished cells are reused. Swap the Lab "
-           "Model for a checkpoint loader (and connect its VAE) to sweep a real model.", (0, 620), size=(360, 420))
+           "every finished cell (a fast model's in batches); queue again after an interrupt and finished cells are "
+           "reused. Swap the Lab Model for a checkpoint loader (and connect its VAE) to sweep a real model.",
+           (0, 620), size=(360, 420))
     return g
 
 
