@@ -196,6 +196,39 @@ def test_slow_cells_measured_on_the_writer_match_batched_ones(env, monkeypatch):
     assert len(batches(rep_slow)) == 4 and len(batches(rep_batch)) == 1     # one by one / all together
 
 
+@pytest.mark.parametrize("slow", [False, True])
+def test_other_models_without_a_vae_get_latent_previews(env, monkeypatch, slow):
+    """A model the node does not know (here the lab model taken for one) and no VAE: latent-preview
+    pictures, latent distances, no image metrics; 4-D and 5-D latents, batched or one by one."""
+    pack = comfy_runtime.load()
+    rt = import_module(pack.__name__ + ".nodes.sweep_runtime")
+    monkeypatch.setattr(rt, "is_lab_model", lambda patcher: False)
+    if slow:
+        monkeypatch.setattr(import_module(pack.__name__ + ".nodes.sweep_pictures"), "SLOW_CELL_S", 0.0)
+    for lat, shape in (({"samples": torch.zeros(2, 4, 8, 8)}, (64, 64)),
+                       (comfy_runtime.node("SamplerLabEmptyLatent").make(64, 48, 1, 2)[0], (48, 64))):
+        out, rep = run(env, f"t/preview_{slow}", latent_image=lat, y_axis="sampler", y_values="euler,heun",
+                       reference_sampler="lab_rk4", reference_steps=6)
+        assert rep["decoder"] == "preview"
+        assert all(c["status"] == "ok" and c["rel_rmse"] is not None and c.get("psnr") is None for c in rep["cells"])
+        images = out["result"][1]
+        assert images.shape[0] == 4 and images.shape[-1] == 3 and max(images.shape[1:3]) >= 128
+        h, w = shape                                   # aspect ratio of the latent kept (8x, longer side enlarged to 128+)
+        assert images.shape[1] * w == images.shape[2] * h
+        assert float(images.std()) > 0.01              # a picture, not a blank tile
+
+
+def test_lab_pictures_are_latent_pixels_as_blocks_at_grid_size(env):
+    """The lab picture is the colour map its metrics use, each latent pixel a block: 8x8 when that
+    fits cell_size, smaller blocks when it would not (64 px latent, 128 px cells: 2x2)."""
+    out, rep = run(env, "t/blocks", latent_image={"samples": torch.zeros(1, 4, 64, 64)}, cell_size=128,
+                   reference_sampler="lab_rk4", reference_steps=6)
+    images = out["result"][1]
+    assert images.shape == (2, 128, 128, 3)
+    assert torch.equal(images[:, ::2, ::2], images[:, 1::2, 1::2]) and torch.equal(images[:, ::2], images[:, 1::2])
+    assert float(images[:, ::2, ::2].std()) > 0.01            # 64 x 64 latent pixels, not one colour
+
+
 def test_failing_cell_does_not_stop_the_sweep(env):
     import comfy.model_patcher
     model = lab_model().clone()
