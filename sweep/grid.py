@@ -30,9 +30,12 @@ def font(size):
         return ImageFont.load_default()
 
 
+UNITS = ("s", "ms", "dB")            # stay with the number before them ("0.18 s", not "0.18" / "s")
+
+
 def wrap_text(text, fnt, width):
-    """Lines no wider than `width` pixels. Breaks at spaces, '_', '/', ',' and '-'; splits a
-    piece that is still too wide between characters."""
+    """Lines no wider than `width` pixels. Breaks at spaces, '_', '/', ',' and '-' (never between a
+    number and its unit); splits a piece that is still too wide between characters."""
     return list(_wrap(str(text), fnt, width))
 
 
@@ -40,7 +43,12 @@ def wrap_text(text, fnt, width):
 def _wrap(text, fnt, width):
     lines = []
     for para in str(text).split("\n"):
-        pieces = [p for p in re.findall(r"[^ _/,\-]*[ _/,\-]?", para) if p]
+        pieces = []
+        for p in re.findall(r"[^ _/,\-]*[ _/,\-]?", para):
+            if p.strip() in UNITS and pieces:
+                pieces[-1] += p
+            elif p:
+                pieces.append(p)
         line = ""
         for piece in pieces:
             if text_width(fnt, (line + piece).rstrip()) <= width:

@@ -270,3 +270,13 @@ def test_warmed_glyphs_draw_the_same():
         ref = _ink(_pillow(shape, xy, "warm \u00e9 glyphs 0.5", fnt))
         got = _ink(draw_text(np.full(shape + (3,), 255, np.uint8), xy, "warm \u00e9 glyphs 0.5", fnt, (20, 20, 20)))
         assert np.abs(ref - got).mean() < 0.5
+
+
+def test_wrap_keeps_numbers_with_their_units():
+    f = font(12)
+    text = "32 steps | 125 calls | 0.18 s"
+    for width in range(40, 200, 7):
+        lines = sweep.wrap_text(text, f, width)
+        assert "s" not in [ln.strip() for ln in lines] and "".join(lines).replace(" ", "") == text.replace(" ", "")
+    lines = sweep.wrap_text("d 2.3e-06 | inf dB", f, 60)
+    assert "dB" not in [ln.strip() for ln in lines]
