@@ -30,11 +30,10 @@ from ..sweep.axes import SweepAxisError, parse_axis
 from ..sweep.cache import SweepCache
 from ..sweep.chart import draw_chart
 from ..sweep.grid import GridLayout, draw_grid, thumbnail
-from ..sweep.metrics import latent_distances, psnr, ssim
 from ..sweep.plan import calls_from_probe, plan_cells, resolve_equal_cost, run_order, stable_hash
 from ..sweep.report import best_recommendation, recommendations, to_csv, to_json
 from . import sweep_runtime as rt
-from .sweep_pictures import PendingPictures
+from .sweep_pictures import PendingPictures, measure_cells
 
 log = logging.getLogger("sampler_lab")
 CATEGORY = "sampling/Sampler Lab"
@@ -321,14 +320,7 @@ class SweepRun:
     def _finish_cell(self, rec, latent, images, ref):
         """Writer thread, VAE-decoded cells: distances, PSNR/SSIM, the cell's files, its thumbnail."""
         try:
-            if ref is not None and ref[0] is not None:
-                (rec["rmse"],), (rec["rel_rmse"],) = latent_distances(latent[None], ref[0])
-                if ref[1] is not None and ref[1].shape == images.shape:
-                    a = torch.from_numpy(images).to(torch.float32) / 255.0
-                    b = torch.from_numpy(ref[1]).to(torch.float32) / 255.0
-                    rec["psnr"], rec["ssim"] = psnr(a, b), ssim(a, b)
-            elif ref is not None:
-                rec["reference_error"] = ref[2].get("error")
+            measure_cells([rec], latent[None], torch.from_numpy(images)[None], ref, self.decoder)
             first = self.decoder.display_image(images)
             self.cache.save_cell(rec["key"], rec, first)
             return [(rec, thumbnail(first, int(self.kw["cell_size"])))]

@@ -99,29 +99,11 @@ class PendingPictures:
         """Distances, PSNR/SSIM and thumbnails of cells sharing a reference and a latent shape:
         (records, thumbnails, latents as numpy for their batch file)."""
         run = self.run
-        k = len(group)
         latents = torch.stack([lat for _, lat, _ in group])
-        ref = group[0][2]
         size = int(run.kw["cell_size"])
         metric, pictures = run.decoder.batch_pictures(latents, size)
-        found = {}
-        if ref is not None and ref[0] is not None:
-            found["rmse"], found["rel_rmse"] = latent_distances(latents, ref[0])
-            if metric is not None:
-                if ref[1] is None:
-                    ref[1] = run.decoder.metric_images(ref[0])
-                if tuple(ref[1].shape) == tuple(metric.shape[1:]):
-                    a = metric.reshape(-1, *metric.shape[2:]).to(torch.float32).div_(255.0)
-                    b = torch.from_numpy(ref[1]).to(torch.float32).div_(255.0)
-                    found["psnr"] = psnr_groups(a, b, k)
-                    found["ssim"] = ssim_each(a, b).reshape(k, -1).mean(1).tolist()
-        recs = []
-        for i, (rec, _, _) in enumerate(group):
-            for name, values in found.items():
-                rec[name] = values[i]
-            if ref is not None and ref[0] is None:
-                rec["reference_error"] = ref[2].get("error")
-            recs.append(rec)
+        recs = [rec for rec, _, _ in group]
+        measure_cells(recs, latents, metric, group[0][2], run.decoder)
         return recs, [thumbnail(p, size) for p in pictures], to_numpy(latents)
 
     def show(self, cells):
@@ -130,6 +112,31 @@ class PendingPictures:
         for group in _groups(cells, lambda item: (tuple(item[1].shape), item[1].dtype)):
             _, pictures = self.run.decoder.batch_pictures(torch.stack([lat for _, lat in group]), size)
             self.run.apply([(rec, thumbnail(p, size)) for (rec, _), p in zip(group, pictures)])
+
+
+def measure_cells(records, latents, metric, ref, decoder):
+    """Set the distances of K cells to their reference on their records: latent RMSE and relative
+    RMSE (latents stacked (K, *shape)) and, when both have images, PSNR/SSIM (metric: uint8 tensor
+    (K, n, h, w, 3) or None). ref: [latent, images, info], or None without a reference. The lab
+    model's reference images are its exact colour map, made here the first time; a VAE's are
+    decoded once by the writer thread before any of its cells (nodes/sweep_nodes.py)."""
+    if ref is None:
+        return
+    if ref[0] is None:
+        for rec in records:
+            rec["reference_error"] = ref[2].get("error")
+        return
+    k = len(records)
+    found = dict(zip(("rmse", "rel_rmse"), latent_distances(latents, ref[0])))
+    if metric is not None and ref[1] is None and decoder.kind == "lab":
+        ref[1] = decoder.metric_images(ref[0])
+    if metric is not None and ref[1] is not None and tuple(ref[1].shape) == tuple(metric.shape[1:]):
+        a = metric.reshape(-1, *metric.shape[2:]).to(torch.float32).div_(255.0)
+        b = torch.from_numpy(ref[1]).to(torch.float32).div_(255.0)
+        found["psnr"] = psnr_groups(a, b, k)
+        found["ssim"] = ssim_each(a, b).reshape(k, -1).mean(1).tolist()
+    for i, rec in enumerate(records):
+        rec.update({name: values[i] for name, values in found.items()})
 
 
 def _groups(items, key):
