@@ -104,7 +104,18 @@ def brownian_time(model_kind, sigma):
     raise ValueError(f"model_kind must be 've' or 'flow', got {model_kind!r}")
 
 
-class BrownianNoise:
+class _Increments:
+    """Noise for a step from the Brownian increment its class draws: W(u(sigma_next)) - W(u(sigma)),
+    normalised by sqrt(|du|) to unit variance (zero for a zero-length step)."""
+
+    def __call__(self, sigma, sigma_next):
+        dw, du = self.increment(sigma, sigma_next)
+        if du == 0.0:
+            return self._draws.out(torch.zeros_like(dw))
+        return self._draws.out(dw / math.sqrt(du))
+
+
+class BrownianNoise(_Increments):
     """Increments of one seeded Brownian path W on [0, 1] (virtual Brownian tree).
 
     W(0) = 0 and W(1) ~ N(0, 1). The midpoint m of a dyadic interval [a, b] with known
@@ -165,11 +176,6 @@ class BrownianNoise:
         w0 = self.w(u0)  # the previous step's end: usually cached
         return self.w(u1) - w0, abs(u1 - u0)
 
-    def __call__(self, sigma, sigma_next):
-        dw, du = self.increment(sigma, sigma_next)
-        if du == 0.0:
-            return self._draws.out(torch.zeros_like(dw))
-        return self._draws.out(dw / math.sqrt(du))
 
 
 def _u_key(u):
@@ -177,7 +183,7 @@ def _u_key(u):
     return int(round(float(u) * 2.0 ** 53))
 
 
-class StepBrownianNoise:
+class StepBrownianNoise(_Increments):
     """Increments of one seeded Brownian path at the times a sampler asks for, at ~2 draws per step.
 
     The same dyadic tree as BrownianNoise (same midpoint seeds), but a query u is resolved only down
@@ -275,11 +281,6 @@ class StepBrownianNoise:
         w0 = self.w(u0, du)
         return self.w(u1, du) - w0, du
 
-    def __call__(self, sigma, sigma_next):
-        dw, du = self.increment(sigma, sigma_next)
-        if du == 0.0:
-            return self._draws.out(torch.zeros_like(dw))
-        return self._draws.out(dw / math.sqrt(du))
 
 
 def noise_sampler_for(kind, x, extra_args, model_kind="ve", rng_device=None):
