@@ -2,6 +2,8 @@
 scripts/setup_labenv.sh, imported in-process on CPU, with the pack loaded the way ComfyUI loads
 custom nodes (nodes.load_custom_node on custom_nodes/comfyui-sampler-lab)."""
 import asyncio
+import contextlib
+import importlib
 import os
 import sys
 
@@ -50,3 +52,18 @@ def load():
 def node(name):
     load()
     return _STATE["nodes"].NODE_CLASS_MAPPINGS[name]()
+
+
+@contextlib.contextmanager
+def sweep_output(tmp_path_factory, name):
+    """(Step Sweep node class, a fresh ComfyUI output folder) for a test module; the old output
+    folder comes back afterwards."""
+    pack = load()
+    import folder_paths
+    old = folder_paths.get_output_directory()
+    out = str(tmp_path_factory.mktemp(name))
+    folder_paths.set_output_directory(out)
+    try:
+        yield importlib.import_module(pack.__name__ + ".nodes.sweep_nodes").SamplerLabStepSweep, out
+    finally:
+        folder_paths.set_output_directory(old)

@@ -16,14 +16,8 @@ from lab import LabKModel, default_mixture, reference_solution
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    pack = comfy_runtime.load()
-    import folder_paths
-    old = folder_paths.get_output_directory()
-    out = str(tmp_path_factory.mktemp("sweep_out"))
-    folder_paths.set_output_directory(out)
-    mod = import_module(pack.__name__ + ".nodes.sweep_nodes")
-    yield {"node": mod.SamplerLabStepSweep, "out": out}
-    folder_paths.set_output_directory(old)
+    with comfy_runtime.sweep_output(tmp_path_factory, "sweep_out") as (node, out):
+        yield {"node": node, "out": out}
 
 
 def lab_model(spread=0.15):

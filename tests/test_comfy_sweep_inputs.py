@@ -6,7 +6,6 @@ SamplerCustomAdvanced results. The VAE is a real comfy.sd.VAE: a tiny TAESD (4 l
 like the lab model's latent) built from a state dict made here, decoding 8x8 latents to 64x64."""
 import json
 import os
-from importlib import import_module
 
 import numpy as np
 import pytest
@@ -21,16 +20,10 @@ SEED, CFG, LATENT = 3, 3.0, {"samples": torch.zeros(1, 4, 8, 8)}
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    pack = comfy_runtime.load()
-    import folder_paths
-    old = folder_paths.get_output_directory()
-    out = str(tmp_path_factory.mktemp("sweep_inputs"))
-    folder_paths.set_output_directory(out)
-    mod = import_module(pack.__name__ + ".nodes.sweep_nodes")
-    model = comfy_runtime.node("SamplerLabModel").build("eps", 3.0, 6, 3, 0.15, 0, "float32")[0]
-    pos, neg = comfy_runtime.node("SamplerLabConditioning").encode(0)
-    yield {"node": mod.SamplerLabStepSweep, "out": out, "model": model, "pos": pos, "neg": neg}
-    folder_paths.set_output_directory(old)
+    with comfy_runtime.sweep_output(tmp_path_factory, "sweep_inputs") as (node, out):
+        model = comfy_runtime.node("SamplerLabModel").build("eps", 3.0, 6, 3, 0.15, 0, "float32")[0]
+        pos, neg = comfy_runtime.node("SamplerLabConditioning").encode(0)
+        yield {"node": node, "out": out, "model": model, "pos": pos, "neg": neg}
 
 
 def core(name):
