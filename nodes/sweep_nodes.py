@@ -197,8 +197,13 @@ class SweepRun:
 
     # references -----------------------------------------------------------------------------
     def reference_key(self, cell):
-        return stable_hash({"ref": self.ref_desc, "params": list(cell.reference_key()), "decoder": self.decoder_kind,
-                            "v": CACHE_VERSION})
+        """The file key of the cell's reference run; hashed once per distinct reference."""
+        params = cell.reference_key()
+        key = self.keys.get(params)
+        if key is None:
+            key = self.keys[params] = stable_hash({"ref": self.ref_desc, "params": list(params),
+                                                   "decoder": self.decoder_kind, "v": CACHE_VERSION})
+        return key
 
     def reference(self, cell):
         """[latent, uint8 images or None, info] for the cell's reference, loading or computing it."""
@@ -238,7 +243,8 @@ class SweepRun:
 
     # cells ------------------------------------------------------------------------------------
     def cell_key(self, cell):
-        """The cell's file key (its settings, budget, reference and decoder); hashed once per cell."""
+        """The cell's file key (its settings, budget, reference and decoder); hashed once per cell
+        (self.keys holds these under the cell's index, references' under their parameter tuple)."""
         key = self.keys.get(cell.index)
         if key is None:
             key = self.keys[cell.index] = stable_hash({"params": cell.params, "budget": cell.nfe_budget,

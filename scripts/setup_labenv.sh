@@ -28,6 +28,14 @@ if [ -f "$stamp" ] && [ -x "$env_dir/venv/bin/python" ] && [ -f "$env_dir/ComfyU
 fi
 
 echo "labenv: setting up $env_dir (first run takes a few minutes)"
+# torch's wheel with its CUDA libraries makes the venv about 6.2 GB: say so plainly rather than let
+# pip stop half-way with "No space left on device"
+need_kb=$((7 * 1024 * 1024))
+free_kb="$(df -Pk "$root" | awk 'NR == 2 {print $4}')"
+if [ -n "$free_kb" ] && [ "$free_kb" -lt "$need_kb" ] && [ ! -x "$env_dir/venv/bin/python" ]; then
+  echo "labenv: needs about 7 GB free for $env_dir, only $((free_kb / 1024)) MB free on $(df -P "$root" | awk 'NR == 2 {print $6}'); free some space and run again" >&2
+  exit 1
+fi
 mkdir -p "$env_dir/cache"
 rm -f "$env_dir"/.stamp-*
 
@@ -49,7 +57,7 @@ if [ ! -x "$env_dir/venv/bin/python" ]; then
   "$py" -m venv "$env_dir/venv"
 fi
 "$env_dir/venv/bin/python" -m pip install -q -r "$lock"
-"$env_dir/venv/bin/python" -c "import torch, torchvision, aiohttp, pytest; print('labenv: torch', torch.__version__, 'torchvision', torchvision.__version__)"
+"$env_dir/venv/bin/python" -c "import torch, torchvision, aiohttp, pytest, isal; print('labenv: torch', torch.__version__, 'torchvision', torchvision.__version__)"
 mkdir -p "$env_dir/ComfyUI/custom_nodes"
 link_pack
 touch "$stamp"

@@ -138,14 +138,27 @@ def test_recommended_steps():
 
 
 # png ---------------------------------------------------------------------------------------------
-def test_png_writer_round_trips_pixels_and_metadata():
+def _deflate_engines():
+    """zlib (always there) and ISA-L (python-isal, a requirement; the lab environment pins it)."""
+    import zlib
+    from isal import isal_zlib
+    return [zlib, isal_zlib]
+
+
+def test_png_deflates_with_isal_when_installed():
+    import sweep.png
+    assert sweep.png.DEFLATE.__name__ == "isal.isal_zlib"
+
+
+@pytest.mark.parametrize("engine", _deflate_engines(), ids=lambda e: e.__name__)
+def test_png_writer_round_trips_pixels_and_metadata(engine):
     from io import BytesIO
     from PIL import Image
     rng = np.random.default_rng(2)
     arr = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
     arr[10:20] = 255                                              # flat rows too
     for row_filter in ("none", "sub", "up"):
-        data = png_bytes(arr, {"prompt": '{"1": {}}', "workflow": "{}"}, row_filter=row_filter)
+        data = png_bytes(arr, {"prompt": '{"1": {}}', "workflow": "{}"}, row_filter=row_filter, engine=engine)
         with Image.open(BytesIO(data)) as im:
             assert im.mode == "RGB" and np.array_equal(np.asarray(im), arr)
             assert im.info["prompt"] == '{"1": {}}' and im.info["workflow"] == "{}"
@@ -185,7 +198,8 @@ def test_report_round_trips_json_and_csv():
     assert by_sampler["heun"]["steps"] == 8
 
 
-def test_png_in_bands_is_one_valid_stream():
+@pytest.mark.parametrize("engine", _deflate_engines(), ids=lambda e: e.__name__)
+def test_png_in_bands_is_one_valid_stream(engine):
     """The grid/chart PNGs compress in bands on several threads (sync-flushed raw deflate parts
     behind one zlib header): any band count, filter and level decodes to the same pixels."""
     from io import BytesIO
@@ -197,7 +211,7 @@ def test_png_in_bands_is_one_valid_stream():
     for parts in (1, 2, 3, 41, 100):
         for row_filter in ("none", "sub", "up"):
             for level in (0, 1, 6):
-                jobs, assemble = png_jobs(arr, {"k": "v"}, level, row_filter, parts)
+                jobs, assemble = png_jobs(arr, {"k": "v"}, level, row_filter, parts, engine)
                 assert len(jobs) == min(parts, 41)
                 with Image.open(BytesIO(assemble([job() for job in reversed(jobs)][::-1]))) as im:
                     assert np.array_equal(np.asarray(im), arr) and im.info["k"] == "v"
