@@ -545,7 +545,7 @@ class SweepRun:
 
     def finish(self, records, thumbs, t_start, cell_files):
         """The grids, the chart, their files, the IMAGE outputs and the report. Every PNG compresses
-        on the writer thread (numpy's filter and zlib release the GIL, so it has the other core)
+        on the writer thread (numpy's filter and deflate release the GIL, so it has the other core)
         while this one draws the chart, writes the last cells' files, converts the outputs and
         builds the report: the grid's while the chart is drawn, the chart's while the rest is done.
         Every file is on disk before the report (whose total_s covers them) is written and the node

@@ -75,8 +75,8 @@ class SweepCache:
     def save_cell(self, key, record, image=None, text=None, level=1):
         """image: uint8 (H, W, 3) first image of the cell (full size), saved as PNG with the record
         in its RECORD_CHUNK text chunk (beside `text`, e.g. ComfyUI's workflow metadata; level:
-        zlib level); None for a failed cell, whose record is written as JSON (for inspection: failed
-        cells run again)."""
+        deflate level, counted as zlib does); None for a failed cell, whose record is written as
+        JSON (for inspection: failed cells run again)."""
         if image is None:
             _atomic(os.path.join(self.cells_dir, f"{key}.json"), _text_writer(json.dumps(_clean(record), indent=1)))
             return
@@ -161,7 +161,7 @@ class SweepCache:
 
     def write_image(self, name, image, text=None, pool=None, parts=2):
         """A whole-sweep picture (grid, chart): uint8 (H, W, 3) as PNG with text chunks. Its
-        compression is split in `parts` jobs run on `pool` (an executor; numpy's filter and zlib
+        compression is split in `parts` jobs run on `pool` (an executor; numpy's filter and deflate
         release the GIL, so they use the other cores) or here without one. Returns done(): waits
         for the jobs, writes the file and returns its path."""
         jobs, assemble = png_jobs(image, text, parts=parts if pool is not None else 1)
