@@ -4,7 +4,8 @@ What is measured, side by side in one process, alternating, a fresh output folde
 (no resume), best of N repeats on both sides (the node's best wall time; plain's best whole pass,
 split into its parts):
   plain = what a user pays without the node: the same runs one after another through ComfyUI's own
-          comfy.sample.sample (what KSampler calls), each timed alone:
+          KSampler function (nodes.common_ksampler: noise, its progress callback, comfy.sample.sample;
+          the console progress bar off, as the node has it), each timed alone:
             warm-up   (euler, 2 steps: the node's untimed first run),
             reference (the node's reference run: reference_sampler x reference_steps),
             cells     (every cell of the grid)  <- "the sum of its cells' sampling time"
@@ -49,8 +50,9 @@ CASES = [
 
 
 def run_case(case, repeats, tmp, pos, neg):
-    import comfy.sample
+    import comfy.utils
     import folder_paths
+    import nodes
     from importlib import import_module
     label, components, px, batch, steps, samplers, ref_name, ref_steps, target, min_step_s = case
     sweep_node = import_module(common.load_comfy().__name__ + ".nodes.sweep_nodes").SamplerLabStepSweep
@@ -62,14 +64,13 @@ def run_case(case, repeats, tmp, pos, neg):
               reference_steps=ref_steps, tolerance=0.02, cell_limit=64, cell_size=256,
               filename_prefix="bench/sweep", positive=pos, negative=neg)
     cells = [(s.strip(), int(n)) for s in samplers.split(",") for n in steps.split(",")]
-    img = latent["samples"]
+    comfy.utils.PROGRESS_BAR_ENABLED = False      # no tqdm bar in the console for plain (the node has none)
 
     def plain():
-        noise = comfy.sample.prepare_noise(img, 7)
         times, cpu = [], []
         for name, n in [("euler", 2), (ref_name, ref_steps)] + cells:
             t0, c0 = time.perf_counter(), time.process_time()
-            comfy.sample.sample(model, noise, n, 3.0, name, "karras", pos, neg, img, disable_pbar=True, seed=7)
+            nodes.common_ksampler(model, 7, n, 3.0, name, "karras", pos, neg, latent)
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
         plain_cpu.append(cpu)
@@ -127,9 +128,9 @@ def markdown(rows, meta):
              f"{meta['load']} (other jobs on the machine make CPU timings noisy). "
              "Overhead = (sweep node wall time - plain "
              "warm-up - plain reference - plain cells) / plain cells, where plain = the same runs through "
-             "comfy.sample.sample (KSampler) one after another. Warm-up and reference are extra runs the node "
-             "makes on purpose: shown apart, counted neither as overhead nor as sampling. The headline "
-             "compares the best sweep with the best plain pass; the verdict uses the paired median (each "
+             "nodes.common_ksampler (KSampler's function, with its progress callback) one after another. "
+             "Warm-up and reference are extra runs the node makes on purpose: shown apart, counted neither "
+             "as overhead nor as sampling. The headline compares the best sweep with the best plain pass; the verdict uses the paired median (each "
              "sweep against the plain pass run just before it, median over the repeats), which a slow drift "
              "or one disturbed run of a shared machine does not move.", "", ""]
     head = ["case", "cells", "model calls", "ms per call", "plain cells (s)", "plain warm-up (s)",
