@@ -130,9 +130,10 @@ def markdown(rows, meta):
              "warm-up - plain reference - plain cells) / plain cells, where plain = the same runs through "
              "nodes.common_ksampler (KSampler's function, with its progress callback) one after another. "
              "Warm-up and reference are extra runs the node makes on purpose: shown apart, counted neither "
-             "as overhead nor as sampling. The headline compares the best sweep with the best plain pass; the verdict uses the paired median (each "
-             "sweep against the plain pass run just before it, median over the repeats), which a slow drift "
-             "or one disturbed run of a shared machine does not move.", "", ""]
+             "as overhead nor as sampling. The headline compares the best sweep with the best plain pass; "
+             "the verdict uses the paired median (each sweep against the plain pass run just before it, "
+             "median over the repeats), which a slow drift or one disturbed run of a shared machine does "
+             "not move.", "", ""]
     head = ["case", "cells", "model calls", "ms per call", "plain cells (s)", "plain warm-up (s)",
             "plain reference (s)", "sweep node (s)", "overhead (s)", "overhead", "target", "holds",
             "vs plain runs each at their best", "paired median (quartiles)", "CPU time, paired median (quartiles)",

@@ -5,9 +5,9 @@ on a fast model that was most of the sweep's overhead. Here the rows get one fix
 (computed with numpy) and deflate compresses them: ISA-L's (python-isal, in requirements.txt)
 where installed, about 10x faster than zlib's fastest level at about the same size on the sweep's
 grids and charts (0.3 vs 3.2 ms for a 900x600 grid), else zlib. Both release the GIL, so the
-writer thread overlaps sampling. The file is a plain 8-bit RGB PNG (PNG spec, ISO/IEC 15948: IHDR, tEXt,
-IDAT, IEND) that every reader opens; text chunks carry ComfyUI's workflow metadata the same
-way PIL's PngInfo.add_text does (tEXt, Latin-1).
+writer thread overlaps sampling. The file is a plain 8-bit RGB PNG (PNG spec, ISO/IEC 15948:
+IHDR, tEXt, IDAT, IEND) that every reader opens; text chunks carry ComfyUI's workflow metadata
+the same way PIL's PngInfo.add_text does (tEXt, Latin-1).
 """
 import struct
 import zlib
@@ -53,8 +53,8 @@ def _filtered(arr, kind, start=0, stop=None):
 def png_jobs(arr, text=None, level=1, row_filter="up", parts=1, engine=None):
     """PNG encoding of uint8 (H, W, 3) split into `parts` jobs over bands of rows that may run at
     once (on threads: numpy's filter and deflate release the GIL). `level` is zlib's (0-9; ISA-L's
-    levels stop at 3); `engine` a zlib-like module, DEFLATE by default. Returns (jobs, assemble): call each
-    job (no arguments), then assemble(results) gives the file bytes. Each band is filtered and
+    levels stop at 3); `engine` a zlib-like module, DEFLATE by default. Returns (jobs, assemble):
+    call each job (no arguments), then assemble(results) gives the file bytes. Each band is filtered and
     compressed as a raw deflate stream; all but the last end with a sync flush (byte-aligned, not
     final), so their concatenation behind one zlib header, with the Adler-32 of all the data, is
     one valid zlib stream (RFC 1950/1951; pigz's method). A band cannot refer back into the one
