@@ -87,7 +87,11 @@ class GridLayout:
         inner = max(8, cell_w - 2 * self.pad)
         self.col_lines = [wrap_text(t, self.font, inner) if t else [] for t in col_labels]
         has_rows = any(row_labels)
-        self.row_w = max(int(cell_w * 0.6), 6 * self.fs) if has_rows else 0
+        # wide enough for the longest single word of a row label (a sampler name such as dpmpp_2m
+        # then never breaks), at most 1.5 cells; longer names wrap
+        words = [w for t in row_labels if t for w in str(t).split()]
+        widest = int(max([text_width(self.font, w) for w in words] or [0])) + 2 * self.pad + 2
+        self.row_w = max(int(cell_w * 0.6), 6 * self.fs, min(widest, int(cell_w * 1.5))) if has_rows else 0
         self.row_lines = [wrap_text(t, self.font, max(8, self.row_w - 2 * self.pad)) if t else [] for t in row_labels]
         self.caption_lines = max([len(wrap_text(c, self.small, inner)) for c in captions if c] or [0])
         self.caption_h = self.caption_lines * self.lh_small + (self.pad if self.caption_lines else 0)

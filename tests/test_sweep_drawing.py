@@ -280,3 +280,15 @@ def test_wrap_keeps_numbers_with_their_units():
         assert "s" not in [ln.strip() for ln in lines] and "".join(lines).replace(" ", "") == text.replace(" ", "")
     lines = sweep.wrap_text("d 2.3e-06 | inf dB", f, 60)
     assert "dB" not in [ln.strip() for ln in lines]
+
+
+def test_row_headers_fit_sampler_names_and_wrap_long_ones():
+    """A row header is as wide as the longest word of its labels (up to 1.5 cells): dpmpp_2m in
+    128 px cells stays on one line (it broke at the underscore before); longer names still wrap."""
+    short = GridLayout(128, 128, 4, 4, ["4"] * 4, ["euler", "dpmpp_2m", "heun", "lab_rk4"], [""] * 16)
+    assert [len(lines) for lines in short.row_lines] == [1, 1, 1, 1]
+    assert short.row_w >= text_width(short.font, "dpmpp_2m") + 2 * short.pad
+    long_name = "dpmpp_2m_sde_heun_gpu_with_a_really_long_suffix"
+    wide = GridLayout(128, 128, 1, 1, ["4"], [long_name], [""])
+    assert wide.row_w <= int(128 * 1.5) and len(wide.row_lines[0]) > 1
+    assert "".join(wide.row_lines[0]).replace(" ", "") == long_name
