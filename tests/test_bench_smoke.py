@@ -153,3 +153,21 @@ def test_optimized_schedule_pairs_are_fitted_on_other_noise_and_run_at_the_nfe(a
 def is_builtin_row(r):
     from bench.accuracy import is_builtin
     return is_builtin(r)
+
+
+def test_sweep_overhead_bench_writes_its_table(pack, tmp_path, monkeypatch):
+    """One repeat of the lab case: the harness runs the node and KSampler's function side by side and
+    writes the table with the paired parts (no timing is asserted: one repeat is pure noise)."""
+    import comfy.utils
+    import folder_paths
+    from bench import sweep_overhead
+    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_ENABLED", comfy.utils.PROGRESS_BAR_ENABLED)
+    monkeypatch.setattr(folder_paths, "output_directory", folder_paths.get_output_directory())
+    assert sweep_overhead.main(["--repeats", "1", "--cases", "0", "--out", str(tmp_path)]) in (0, 1)
+    text = (tmp_path / "sweep_overhead.md").read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| lab workflow"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "16" and int(cells[2]) > 16                  # 16 cells, counted model calls
+    by_part = next(line for line in text.splitlines() if line.startswith("Paired, by part"))
+    for part in ("warm-up", "reference", "cells", "the rest"):
+        assert f"{part} " in by_part
