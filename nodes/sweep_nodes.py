@@ -61,7 +61,7 @@ class SweepRun:
         self.done_units, self.total_units = 0, 0
         self.last_preview = 0.0
         self.warm = None
-        self.keys = {}
+        self.cell_keys, self.reference_keys = {}, {}
         self.timing = {"warmup_s": 0.0, "probe_s": 0.0, "reference_s": 0.0}
 
     # planning ----------------------------------------------------------------------------
@@ -199,9 +199,9 @@ class SweepRun:
     def reference_key(self, cell):
         """The file key of the cell's reference run; hashed once per distinct reference."""
         params = cell.reference_key()
-        key = self.keys.get(params)
+        key = self.reference_keys.get(params)
         if key is None:
-            key = self.keys[params] = stable_hash({"ref": self.ref_desc, "params": list(params),
+            key = self.reference_keys[params] = stable_hash({"ref": self.ref_desc, "params": list(params),
                                                    "decoder": self.decoder_kind, "v": CACHE_VERSION})
         return key
 
@@ -243,11 +243,10 @@ class SweepRun:
 
     # cells ------------------------------------------------------------------------------------
     def cell_key(self, cell):
-        """The cell's file key (its settings, budget, reference and decoder); hashed once per cell
-        (self.keys holds these under the cell's index, references' under their parameter tuple)."""
-        key = self.keys.get(cell.index)
+        """The cell's file key (its settings, budget, reference and decoder); hashed once per cell."""
+        key = self.cell_keys.get(cell.index)
         if key is None:
-            key = self.keys[cell.index] = stable_hash({"params": cell.params, "budget": cell.nfe_budget,
+            key = self.cell_keys[cell.index] = stable_hash({"params": cell.params, "budget": cell.nfe_budget,
                                                        "ref": self.ref_desc, "decoder": self.decoder_kind,
                                                        "v": CACHE_VERSION})
         return key

@@ -205,8 +205,8 @@ class Decoder:
 
     kind 'vae': the connected VAE (decoded on ComfyUI's device, in the sampling thread); metrics
     on the decoded images. kind 'lab': the lab model's exact colour map at the latent's own
-    resolution, for the metrics and (each pixel an 8x8 block) the picture. kind 'preview': latent-to-RGB approximation for other models without a
-    VAE; no image metrics."""
+    resolution, for the metrics and (each pixel an 8x8 block) the picture. kind 'preview':
+    latent-to-RGB approximation for other models without a VAE; no image metrics."""
 
     def __init__(self, patcher, vae):
         self.vae = vae

@@ -177,7 +177,6 @@ class BrownianNoise(_Increments):
         return self.w(u1) - w0, abs(u1 - u0)
 
 
-
 def _u_key(u):
     """An integer naming the time u exactly (float64 bits), for seeding a draw at u."""
     return int(round(float(u) * 2.0 ** 53))
@@ -280,7 +279,6 @@ class StepBrownianNoise(_Increments):
         du = abs(u1 - u0)
         w0 = self.w(u0, du)
         return self.w(u1, du) - w0, du
-
 
 
 def noise_sampler_for(kind, x, extra_args, model_kind="ve", rng_device=None):

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from .grid import font, line_height, text_width, wrap_text
-from .text import TextBatch
+from .text import PIXEL, TextBatch
 
 COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
@@ -85,7 +85,6 @@ class _Axes:
         return _log_ticks(10 ** lo, 10 ** hi) if self.logy else _lin_ticks(lo, hi)
 
 
-_PIXEL = np.dtype((np.void, 3))  # one RGB pixel as a single item
 AXIS = (60, 60, 60)
 GRID = (235, 235, 235)
 LABEL = (40, 40, 40)
@@ -119,7 +118,7 @@ class _Marks:
     def __init__(self, img):
         self.img, self.idx, self.val = img, [], []
         self.h, self.w = img.shape[:2]
-        self.pix2d = img.view(_PIXEL)[..., 0]          # (H, W) of whole pixels
+        self.pix2d = img.view(PIXEL)[..., 0]          # (H, W) of whole pixels
 
     def rect(self, x0, y0, x1, y1, color):
         """Pixels x0..x1, y0..y1 (inclusive, rounded, clipped), painted at once (a slice)."""
@@ -145,7 +144,7 @@ class _Marks:
         h, w = self.h, self.w
         cy = np.rint(np.asarray(ys, dtype=np.float64)).astype(np.int64)
         cx = np.rint(np.asarray(xs, dtype=np.float64)).astype(np.int64)
-        colors = colors if isinstance(colors, np.ndarray) and colors.dtype == _PIXEL else _pixel(colors)
+        colors = colors if isinstance(colors, np.ndarray) and colors.dtype == PIXEL else _pixel(colors)
         if dedupe and cy.size > 1:
             step = np.empty(cy.size, dtype=bool)
             step[0] = True
@@ -187,13 +186,13 @@ class _Marks:
 
     def paint(self):
         if self.idx:
-            self.img.view(_PIXEL).reshape(-1)[np.concatenate(self.idx)] = np.concatenate(self.val)
+            self.img.view(PIXEL).reshape(-1)[np.concatenate(self.idx)] = np.concatenate(self.val)
         self.idx, self.val = [], []
 
 
 def _pixel(color):
     """RGB as a (1,) array of one 3-byte item (what the canvas is viewed as)."""
-    return np.asarray(tuple(int(c) for c in color[:3]), dtype=np.uint8).view(_PIXEL)
+    return np.asarray(tuple(int(c) for c in color[:3]), dtype=np.uint8).view(PIXEL)
 
 
 def _panel(under, text, box, series, key, title, x_label, logy, fnt, small, tolerance=None):
@@ -262,7 +261,7 @@ def _draw_lines(marks, img, panels):
     for marker, (xy, colors) in points.items():
         if xy:
             xy = np.asarray(xy, dtype=np.float64)
-            colors = np.array(colors, dtype=np.uint8).view(_PIXEL).reshape(-1)
+            colors = np.array(colors, dtype=np.uint8).view(PIXEL).reshape(-1)
             marks.stamp(xy[:, 0], xy[:, 1], _shape(marker, 5), colors)
 
 
@@ -304,6 +303,6 @@ def draw_chart(series, x_label, tolerance=None, width=1000, height=480, title=""
         by_kind.setdefault(marker, []).append((x + 14, y) + tuple(color))
     for marker, pts in by_kind.items():
         pts = np.array(pts, dtype=np.float64)
-        marks.stamp(pts[:, 0], pts[:, 1], _shape(marker, 5), pts[:, 2:].astype(np.uint8).view(_PIXEL).reshape(-1))
+        marks.stamp(pts[:, 0], pts[:, 1], _shape(marker, 5), pts[:, 2:].astype(np.uint8).view(PIXEL).reshape(-1))
     marks.paint()
     return img

@@ -23,7 +23,7 @@ _PAD = 2                         # margin around a glyph's box when it is render
 _KERN_PAIRS = ("AV", "To", "Wa", "LT", "Ty", "Yo", "P.", "ff", "fi", "r,")
 _MAX_GLYPHS = 200_000            # the store starts over past this many (font, char, phase) glyphs
 _MAX_FONTS = 256
-_PIXEL = np.dtype((np.void, 3))  # one RGB pixel as a single 3-byte item: fast gathers/scatters
+PIXEL = np.dtype((np.void, 3))  # one RGB pixel as a single 3-byte item: fast gathers/scatters
 
 
 def _advance(fnt, ch):
@@ -302,10 +302,10 @@ def _draw(canvas, items):
     a = np.repeat(cover.take(flat), 3).astype(np.float32)
     a *= np.float32(1.0 / 255.0)
     if canvas.flags.c_contiguous:
-        pix = canvas.view(_PIXEL).reshape(-1)
+        pix = canvas.view(PIXEL).reshape(-1)
         old = pix.take(flat).view(np.uint8).astype(np.float32)
         old += (ink - old) * a + np.float32(0.5)
-        pix[flat] = old.astype(np.uint8).view(_PIXEL)
+        pix[flat] = old.astype(np.uint8).view(PIXEL)
     else:                       # a strided view: same blend through (row, column) indices
         py, px = np.divmod(flat, width)
         old = canvas[py, px].reshape(-1).astype(np.float32)
