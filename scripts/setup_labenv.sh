@@ -57,7 +57,7 @@ if [ ! -x "$env_dir/venv/bin/python" ]; then
   "$py" -m venv "$env_dir/venv"
 fi
 "$env_dir/venv/bin/python" -m pip install -q -r "$lock"
-"$env_dir/venv/bin/python" -c "import torch, torchvision, aiohttp, pytest, isal; print('labenv: torch', torch.__version__, 'torchvision', torchvision.__version__)"
+"$env_dir/venv/bin/python" -c "import torch, torchvision, aiohttp, pytest, isal, sklearn; print('labenv: torch', torch.__version__, 'torchvision', torchvision.__version__)"
 mkdir -p "$env_dir/ComfyUI/custom_nodes"
 link_pack
 touch "$stamp"
