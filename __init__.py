@@ -1,7 +1,8 @@
 """Sampler Lab: samplers, schedulers, CFG++ and a step sweep for ComfyUI.
 
 ComfyUI imports this package from custom_nodes/. Registration is additive and idempotent:
-names ComfyUI or another pack already has are skipped with one log line. Imported by plain
+names ComfyUI or another pack already has are skipped with one log line. Under main.py the names are
+usually registered earlier, by prestartup_script.py, before any pack is imported. Imported by plain
 Python (no ComfyUI on the path), it registers nothing and stays quiet.
 """
 import importlib.util
@@ -13,13 +14,14 @@ NODE_DISPLAY_NAME_MAPPINGS = {}
 
 
 def _load():
-    from .samplers import SAMPLERS
-    from .schedulers import SCHEDULERS
-    from . import bridge
+    # prestartup_script.py may have imported bridge, samplers and schedulers under this very module
+    # name already (and registered everything before other packs load): binding them by name here
+    # reuses those modules, and register_pack then finds every name present.
+    global bridge, samplers, schedulers
+    from . import bridge, samplers, schedulers
     from . import nodes
 
-    pack = list(SAMPLERS.values())
-    bridge.register_all(pack + bridge.cfg_pp_specs(pack), list(SCHEDULERS.values()))
+    bridge.register_pack()
     from .nodes import schedule_store
     schedule_store.register_saved()
     NODE_CLASS_MAPPINGS.update(nodes.NODE_CLASS_MAPPINGS)

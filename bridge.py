@@ -216,11 +216,11 @@ def cfg_pp_specs(pack_specs):
     by_name = {spec.name: spec for spec in pack_specs}
     for name, (pack_name, options) in CORE_STOCHASTIC_CFG_PP.items():
         base = by_name.get(pack_name)
-        if base is not None:
+        if base is not None and name in CORE_SAMPLER_NAMES:   # only for core samplers this ComfyUI has
             out.append(dataclasses.replace(base, name=name + "_cfg_pp", options={**base.options, **options},
                                            summary=f"CFG++ form of ComfyUI's {name} (pack solver {pack_name})"))
     for name, (order, calls) in CORE_WITHOUT_CFG_PP.items():
-        pure = core_sampler_function(name)
+        pure = core_sampler_function(name) if name in CORE_SAMPLER_NAMES else None
         if pure is None:
             continue
         out.append(SamplerSpec(name=name + "_cfg_pp", fn=cfg_pp_variant(pure), family="core_cfg_pp",
@@ -237,6 +237,7 @@ def register_sampler(spec):
     """Add one sampler to ComfyUI's dropdown lists in place. Returns 'added', 'present' or 'skipped'."""
     name = spec.name
     if _ours(name) and name in comfy.samplers.SAMPLER_NAMES:
+        _also_in_ksampler_list("SAMPLERS", name)
         return "present"
     if _sampler_taken(name):
         log.warning("%s sampler %r already exists in ComfyUI (core or another pack); keeping theirs, "
@@ -246,7 +247,27 @@ def register_sampler(spec):
     comfy.samplers.SAMPLER_NAMES.append(name)          # same list object as KSampler.SAMPLERS
     if comfy.samplers.KSAMPLER_NAMES is not comfy.samplers.SAMPLER_NAMES:
         comfy.samplers.KSAMPLER_NAMES.append(name)     # sampler_object() resolves via ksampler()
+    _also_in_ksampler_list("SAMPLERS", name)
     return "added"
+
+
+def _also_in_ksampler_list(attr, name):
+    """Another pack may have rebound KSampler.SAMPLERS / SCHEDULERS to a new list (e.g.
+    `KSampler.SCHEDULERS = KSampler.SCHEDULERS + [...]`): the stock KSampler reads that list, so our
+    name goes into it as well, in place. A non-list (a tuple) is left alone with one warning."""
+    names = getattr(comfy.samplers.KSampler, attr, None)
+    module_list = comfy.samplers.SAMPLER_NAMES if attr == "SAMPLERS" else comfy.samplers.SCHEDULER_NAMES
+    if names is module_list or names is None or name in names:
+        return
+    if isinstance(names, list):
+        names.append(name)
+    elif attr not in _WARNED:
+        _WARNED.add(attr)
+        log.warning("%s comfy.samplers.KSampler.%s was replaced by a %s (by another pack); the stock KSampler "
+                    "cannot list the pack's names", PREFIX, attr, type(names).__name__)
+
+
+_WARNED = set()
 
 
 def register_scheduler(spec, update_own=False):
@@ -255,6 +276,7 @@ def register_scheduler(spec, update_own=False):
     name = spec.name
     existing = comfy.samplers.SCHEDULER_HANDLERS.get(name)
     if existing is not None and hasattr(existing.handler, MARK) and name in comfy.samplers.SCHEDULER_NAMES:
+        _also_in_ksampler_list("SCHEDULERS", name)
         if update_own:
             comfy.samplers.SCHEDULER_HANDLERS[name] = comfy.samplers.SchedulerHandler(adapt_scheduler(spec), use_ms=True)
             return "updated"
@@ -265,6 +287,7 @@ def register_scheduler(spec, update_own=False):
         return "skipped"
     comfy.samplers.SCHEDULER_HANDLERS[name] = comfy.samplers.SchedulerHandler(adapt_scheduler(spec), use_ms=True)
     comfy.samplers.SCHEDULER_NAMES.append(name)        # same list object as KSampler.SCHEDULERS
+    _also_in_ksampler_list("SCHEDULERS", name)
     return "added"
 
 
@@ -280,16 +303,32 @@ def _register_all(kind, specs, register_one):
     return counts
 
 
-def register_all(sampler_specs, scheduler_specs):
+def register_all(sampler_specs, scheduler_specs, when="at its import"):
     """Register every pack sampler and scheduler; returns counts per kind."""
     result = {
         "samplers": _register_all("sampler", sampler_specs, register_sampler),
         "schedulers": _register_all("scheduler", scheduler_specs, register_scheduler),
     }
     if result["samplers"]["added"] or result["schedulers"]["added"]:
-        log.info("%s registered %d samplers and %d schedulers", PREFIX,
-                 result["samplers"]["added"], result["schedulers"]["added"])
+        log.info("%s registered %d samplers and %d schedulers %s", PREFIX,
+                 result["samplers"]["added"], result["schedulers"]["added"], when)
     return result
+
+
+def pack_specs():
+    """(sampler specs with their _cfg_pp forms, scheduler specs): everything the pack registers."""
+    from .samplers import SAMPLERS
+    from .schedulers import SCHEDULERS
+    pack = list(SAMPLERS.values())
+    return pack + cfg_pp_specs(pack), list(SCHEDULERS.values())
+
+
+def register_pack(at_start_up=False):
+    """Register all of the pack's samplers and schedulers. prestartup_script.py calls this the moment
+    comfy.samplers is first imported (before any pack imports, so packs that copy the lists see our
+    names); the pack's __init__ calls it again at its import, which then finds every name present."""
+    when = "at start-up, before custom nodes load" if at_start_up else "at its import"
+    return register_all(*pack_specs(), when=when)
 
 
 def registered_names():

@@ -12,6 +12,15 @@ COMFY = os.path.join(ROOT, ".labenv", "ComfyUI")
 PY = os.path.join(ROOT, ".labenv", "venv", "bin", "python")
 
 
+def comfy_dir_for_tests():
+    """The ComfyUI the tests run: SAMPLER_LAB_COMFYUI (e.g. the older core set up beside the default
+    one), else .labenv/ComfyUI. Fails with the set-up command when it is missing."""
+    path = os.path.abspath(os.environ.get("SAMPLER_LAB_COMFYUI") or COMFY)
+    if not os.path.isfile(os.path.join(path, "main.py")):
+        raise RuntimeError(f"ComfyUI runtime missing at {path}: run scripts/setup_labenv.sh")
+    return path
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

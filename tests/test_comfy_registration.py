@@ -1,6 +1,7 @@
 """Registration into the real ComfyUI: in place, additive, idempotent, contained; and every
 pack sampler / scheduler run through ComfyUI equals the pure function called directly."""
 import asyncio
+import dataclasses
 import logging
 
 import pytest
@@ -167,3 +168,38 @@ def test_scheduler_through_comfy_equals_pure_function(pack, name, parameterizati
     want = pure_schedulers.SCHEDULERS[name].fn(pack.bridge.model_sigmas(ms), 9)
     assert got.shape == (10,) and torch.equal(got.float(), want.float())
     assert float(got[-1]) == 0.0 and bool((got[:-1] >= got[1:]).all())
+
+
+def test_names_reach_a_ksampler_list_another_pack_rebound(pack):
+    """A pack that rebinds KSampler.SCHEDULERS / SAMPLERS to a new list (instead of extending the
+    module's list) must not hide names registered after it from the stock KSampler."""
+    import comfy.k_diffusion.sampling as ks
+    import comfy.samplers
+    import nodes
+    old = comfy.samplers.KSampler.SCHEDULERS, comfy.samplers.KSampler.SAMPLERS
+    comfy.samplers.KSampler.SCHEDULERS = comfy.samplers.KSampler.SCHEDULERS + ["other_pack_sched"]
+    comfy.samplers.KSampler.SAMPLERS = list(comfy.samplers.KSampler.SAMPLERS)
+    sched = pure_schedulers.SCHEDULERS[SCHEDULER_NAMES[0]]
+    spec = pure_samplers.SamplerSpec(name="lab_test_after_rebind_s", fn=lambda *a, **k: None, family="t",
+                                     order=1, model_calls=1)
+    try:
+        new_sched = dataclasses.replace(sched, name="lab_test_after_rebind")
+        assert pack.bridge.register_scheduler(new_sched) == "added"
+        assert pack.bridge.register_sampler(spec) == "added"
+        required = nodes.NODE_CLASS_MAPPINGS["KSampler"].INPUT_TYPES()["required"]
+        assert "lab_test_after_rebind" in options(required["scheduler"])
+        assert "lab_test_after_rebind_s" in options(required["sampler_name"])
+        assert "lab_test_after_rebind" in comfy.samplers.SCHEDULER_NAMES
+        # names registered before the rebinding are in the new list too (it was built from the old one),
+        # and a second registration finds its own names present without adding them twice
+        assert pack.bridge.register_scheduler(new_sched) == "present"
+        assert comfy.samplers.KSampler.SCHEDULERS.count("lab_test_after_rebind") == 1
+    finally:
+        comfy.samplers.KSampler.SCHEDULERS, comfy.samplers.KSampler.SAMPLERS = old
+        for lst in (comfy.samplers.SCHEDULER_NAMES, comfy.samplers.SAMPLER_NAMES, comfy.samplers.KSAMPLER_NAMES):
+            for n in ("lab_test_after_rebind", "lab_test_after_rebind_s"):
+                while n in lst:
+                    lst.remove(n)
+        comfy.samplers.SCHEDULER_HANDLERS.pop("lab_test_after_rebind", None)
+        if hasattr(ks, "sample_lab_test_after_rebind_s"):
+            delattr(ks, "sample_lab_test_after_rebind_s")
