@@ -19,6 +19,7 @@ import comfy.sample
 import comfy.samplers
 
 from ..lab.decode import latent_to_rgb
+from ..lab.reference import reference_solution
 from ..sweep.axes import SweepAxisError
 from ..sweep.plan import resample_sigmas, stable_hash, tensor_digest
 
@@ -174,6 +175,42 @@ def prepare_latent(patcher, latent, seed):
     image = comfy.sample.fix_empty_latent_channels(patcher, latent["samples"])
     noise = comfy.sample.prepare_noise(image, seed, latent.get("batch_index"))
     return image, noise, latent.get("noise_mask")
+
+
+# The lab models' reference ----------------------------------------------------------------------
+def ode_reference_label(steps):
+    return f"ODE solution, RK4 in log sigma x {int(steps)} steps, float64"
+
+
+def ode_reference_sampler(steps):
+    """A SAMPLER that solves the guided probability-flow ODE to high accuracy: `steps` classic RK4
+    steps uniform in log sigma (lab/reference.py; 4 model calls each, float64 state) from the
+    schedule's first sigma to its last nonzero one, then the denoised value there, which is where
+    every ComfyUI sampler's answer ends. A different method from every sampler in the dropdowns
+    (none steps in log sigma with RK4), so no row of a sweep is scored against itself."""
+    def sample(model, x, sigmas, extra_args=None, callback=None, disable=None):
+        extra_args = extra_args or {}
+        dtype = x.dtype
+
+        def denoise(xx, sigma):
+            s = xx.new_ones([xx.shape[0]], dtype=dtype) * float(sigma)
+            return model(xx.to(dtype), s, **extra_args).to(torch.float64)
+        s = [float(v) for v in sigmas]
+        to_zero = s[-1] == 0.0 and len(s) > 1
+        start, end = s[0], (s[-2] if to_zero else s[-1])
+        state = x.to(torch.float64)
+        if end < start:
+            taus = torch.linspace(float(np.log(start)), float(np.log(end)), int(steps) + 1, dtype=torch.float64)
+            for i in range(int(steps)):
+                state = reference_solution(denoise, state, float(taus[i].exp()), float(taus[i + 1].exp()), steps=1)
+                if callback is not None:
+                    sig = float(taus[i + 1].exp())
+                    callback({"x": state.to(dtype), "i": min(i, len(s) - 2), "sigma": sig, "sigma_hat": sig,
+                              "denoised": state.to(dtype)})
+        if to_zero:
+            state = denoise(state, end)
+        return state.to(dtype)
+    return comfy.samplers.KSAMPLER(sample)
 
 
 # Decoding ---------------------------------------------------------------------------------------

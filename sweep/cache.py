@@ -10,15 +10,18 @@ sample or at the sweep's end, costs a fast model's sweep time):
   in two files, cells/<name>.npy with their latents stacked and cells/<name>.json with their
   records (written last).
 Failed cells are written as cells/<key>.json records, for inspection only (they run again)."""
+import io
 import json
 import os
 
 import numpy as np
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
-from .png import png_bytes, png_jobs
 from .report import _clean
+
+PNG_LEVEL = 4            # ComfyUI's SaveImage compresses at level 4 too
 
 
 def _atomic(path, write):
@@ -59,6 +62,17 @@ def to_numpy(tensor):
 RECORD_CHUNK = "sampler_lab_cell"
 
 
+def png_bytes(image, text=None, level=PNG_LEVEL):
+    """uint8 (H, W, 3) -> PNG file bytes written by Pillow, as ComfyUI's SaveImage writes them:
+    text: {keyword: str} as tEXt chunks (PngInfo.add_text), compress_level `level`."""
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(str(key), str(value))
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buf, "PNG", pnginfo=info, compress_level=level)
+    return buf.getvalue()
+
+
 class SweepCache:
     def __init__(self, folder):
         self.folder = folder
@@ -72,11 +86,11 @@ class SweepCache:
     def cell_image_name(self, key):
         return os.path.join("cells", f"{key}.png")
 
-    def save_cell(self, key, record, image=None, text=None, level=1):
+    def save_cell(self, key, record, image=None, text=None, level=PNG_LEVEL):
         """image: uint8 (H, W, 3) first image of the cell (full size), saved as PNG with the record
         in its RECORD_CHUNK text chunk (beside `text`, e.g. ComfyUI's workflow metadata; level:
-        deflate level, counted as zlib does); None for a failed cell, whose record is written as
-        JSON (for inspection: failed cells run again)."""
+        Pillow's compress_level); None for a failed cell, whose record is written as JSON (for
+        inspection: failed cells run again)."""
         if image is None:
             _atomic(os.path.join(self.cells_dir, f"{key}.json"), _text_writer(json.dumps(_clean(record), indent=1)))
             return
@@ -159,17 +173,14 @@ class SweepCache:
         _atomic(path, _text_writer(text))
         return path
 
-    def write_image(self, name, image, text=None, pool=None, parts=2):
-        """A whole-sweep picture (grid, chart): uint8 (H, W, 3) as PNG with text chunks. Its
-        compression is split in `parts` jobs run on `pool` (an executor; numpy's filter and deflate
-        release the GIL, so they use the other cores) or here without one. Returns done(): waits
-        for the jobs, writes the file and returns its path."""
-        jobs, assemble = png_jobs(image, text, parts=parts if pool is not None else 1)
-        futures = [pool.submit(job) for job in jobs] if pool is not None else None
+    def write_image(self, name, image, text=None, pool=None):
+        """A whole-sweep picture (grid, chart): uint8 (H, W, 3) as PNG with text chunks, encoded on
+        `pool` (an executor; Pillow's encoder releases the GIL while it compresses) or here without
+        one. Returns done(): waits for the file and returns its path."""
+        path = os.path.join(self.folder, name)
 
-        def done():
-            data = assemble([f.result() for f in futures] if futures is not None else [job() for job in jobs])
-            path = os.path.join(self.folder, name)
-            _atomic(path, _bytes_writer(data))
+        def job():
+            _atomic(path, _bytes_writer(png_bytes(image, text)))
             return path
-        return done
+        fut = pool.submit(job) if pool is not None else None
+        return fut.result if fut is not None else job

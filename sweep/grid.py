@@ -1,16 +1,13 @@
-"""Labelled sweep grid drawn on a numpy canvas: column and row headers sized to the cells (font
-grows with the cell), long names wrapped (also inside names like dpmpp_2m_sde_heun at '_'), a
-caption under each cell (model calls, time, distance) and failed cells marked. Tiles are pasted
-with slicing and all text goes through sweep/text.py (glyphs rendered once by Pillow, lines
-blended with numpy), so a whole grid costs about a millisecond. Fonts, text widths and wrapped
-lines are cached: a sweep draws the same few strings many times."""
+"""Labelled sweep grid drawn with Pillow: column and row headers sized to the cells (font grows
+with the cell), long names wrapped (also inside names like dpmpp_2m_sde_heun at '_'), a caption
+under each cell (model calls, time, distance) and failed cells marked. Tiles are pasted onto one
+image and every line of text goes through ImageDraw.text. Fonts, text widths and wrapped lines are
+cached: a sweep draws the same few strings many times."""
 import functools
 import re
 
 import numpy as np
-from PIL import Image, ImageFont
-
-from .text import TextBatch, line_height, text_width
+from PIL import Image, ImageDraw, ImageFont
 
 INK = (20, 20, 20)
 MUTED = (90, 90, 90)
@@ -28,6 +25,19 @@ def font(size):
         return ImageFont.load_default(size=int(size))
     except TypeError:     # Pillow < 10.1: no sizes
         return ImageFont.load_default()
+
+
+@functools.lru_cache(maxsize=16384)
+def text_width(fnt, text):
+    """Width in pixels of one line (Pillow's own layout)."""
+    return fnt.getlength(text)
+
+
+@functools.lru_cache(maxsize=256)
+def line_height(fnt):
+    """Distance between the tops of two lines of this font (the grid's and the chart's layouts)."""
+    box = fnt.getbbox("Ag_|")
+    return int((box[3] - box[1]) * 1.3) + 1
 
 
 UNITS = ("s", "ms", "dB")            # stay with the number before them ("0.18 s", not "0.18" / "s")
@@ -78,7 +88,7 @@ def cell_fonts(cell_w, cell_h):
 class GridLayout:
     """Sizes and positions shared by every grid of one sweep (so grids stack as one IMAGE batch)."""
 
-    def __init__(self, cell_w, cell_h, rows, cols, col_labels, row_labels, captions, title_width_hint=0):
+    def __init__(self, cell_w, cell_h, rows, cols, col_labels, row_labels, captions, titles=()):
         self.cell_w, self.cell_h, self.rows, self.cols = cell_w, cell_h, rows, cols
         self.fs, self.fs_small, self.pad = cell_fonts(cell_w, cell_h)
         self.font, self.small = font(self.fs), font(self.fs_small)
@@ -100,7 +110,8 @@ class GridLayout:
         self.width = self.row_w + cols * (cell_w + self.gap) + self.gap
         self.title_font = font(int(self.fs * 1.1))
         self.title_lh = line_height(self.title_font)
-        self.title_lines = 3
+        wrapped = [len(wrap_text(t, self.title_font, self.width - 2 * self.pad)) for t in titles if t]
+        self.title_lines = max([3] + wrapped)           # every line of the longest title fits
         self.title_h = self.title_lines * self.title_lh + 2 * self.pad
         self.height = self.title_h + self.header_h + rows * (cell_h + self.caption_h + self.gap) + self.gap
 
@@ -116,23 +127,23 @@ def draw_grid(layout, title, cells, captions, failures):
     cells[r][c]: uint8 (h, w, 3) array or None (resized to the layout's cell when its size
     differs); captions[r][c]: str; failures[r][c]: str or None (a grey box with the error)."""
     lo = layout
-    img = _canvas(lo.height, lo.width, PAPER)
-    text = TextBatch()
+    img = Image.new("RGB", (lo.width, lo.height), PAPER)
+    draw = ImageDraw.Draw(img)
     y = lo.pad
     for line in wrap_text(title, lo.title_font, lo.width - 2 * lo.pad)[:lo.title_lines]:
-        text.add(lo.pad, y, line, lo.title_font, INK)
+        draw.text((lo.pad, y), line, fill=INK, font=lo.title_font)
         y += lo.title_lh
     for c, lines in enumerate(lo.col_lines):
         x0, _, _, _ = lo.cell_box(0, c)
         ty = lo.title_h + (lo.header_h - len(lines) * lo.lh) // 2
         for line in lines:
-            text.add(x0 + (lo.cell_w - text_width(lo.font, line)) / 2, ty, line, lo.font, INK)
+            draw.text((x0 + (lo.cell_w - text_width(lo.font, line)) / 2, ty), line, fill=INK, font=lo.font)
             ty += lo.lh
     for r, lines in enumerate(lo.row_lines):
         _, y0, _, _ = lo.cell_box(r, 0)
         ty = y0 + max(0, (lo.cell_h - len(lines) * lo.lh) // 2)
         for line in lines:
-            text.add(lo.pad, ty, line, lo.font, INK)
+            draw.text((lo.pad, ty), line, fill=INK, font=lo.font)
             ty += lo.lh
     inner = max(8, lo.cell_w - 2 * lo.pad)
     fail_lines = max(1, (lo.cell_h - lo.pad) // lo.lh_small)
@@ -142,28 +153,18 @@ def draw_grid(layout, title, cells, captions, failures):
             fail = failures[r][c]
             arr = cells[r][c]
             if arr is not None and fail is None:
-                img[y0:y1, x0:x1] = _tile(arr, lo.cell_w, lo.cell_h)
+                img.paste(Image.fromarray(_tile(arr, lo.cell_w, lo.cell_h)), (x0, y0))
             else:
-                img[y0:y1, x0:x1] = np.asarray(FAILED, dtype=np.uint8)
+                draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=FAILED)
                 ty = y0 + lo.pad
                 for line in wrap_text(fail or "not run", lo.small, inner)[:fail_lines]:
-                    text.add(x0 + lo.pad, ty, line, lo.small, FAIL_INK)
+                    draw.text((x0 + lo.pad, ty), line, fill=FAIL_INK, font=lo.small)
                     ty += lo.lh_small
             ty = y1 + lo.pad // 2
             for line in wrap_text(captions[r][c], lo.small, inner)[:lo.caption_lines]:
-                text.add(x0 + (lo.cell_w - text_width(lo.small, line)) / 2, ty, line, lo.small, MUTED)
+                draw.text((x0 + (lo.cell_w - text_width(lo.small, line)) / 2, ty), line, fill=MUTED, font=lo.small)
                 ty += lo.lh_small
-    return text.draw(img)
-
-
-def _canvas(h, w, color):
-    """uint8 (h, w, 3) filled with color (a scalar fill when the channels agree: 100x faster
-    than numpy's broadcast of a 3-tuple)."""
-    if len(set(color)) == 1:
-        return np.full((h, w, 3), color[0], dtype=np.uint8)
-    img = np.empty((h, w * 3), dtype=np.uint8)
-    img[:] = np.tile(np.asarray(color, dtype=np.uint8), w)
-    return img.reshape(h, w, 3)
+    return np.asarray(img, dtype=np.uint8).copy()
 
 
 def _tile(arr, w, h):

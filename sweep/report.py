@@ -5,6 +5,7 @@ import io
 import json
 import math
 
+from .answer import answer, cost_key
 from .metrics import recommended_steps
 from .plan import PARAMS
 
@@ -50,8 +51,45 @@ def best_recommendation(recs):
     ok = [r for r in recs if r["reached"]]
     if not ok:
         return None
-    return min(ok, key=lambda r: (r["nfe"] if r["nfe"] is not None else math.inf,
-                                  r["sample_s"] if r["sample_s"] is not None else math.inf))
+    return min(ok, key=cost_key)
+
+
+SETTINGS = ("seed", "steps", "cfg", "sampler_name", "scheduler", "denoise", "x_axis", "x_values", "y_axis", "y_values",
+            "z_axis", "z_values", "equal_cost", "reference_sampler", "reference_steps", "tolerance", "cell_limit",
+            "cell_size", "filename_prefix")
+
+
+def build_report(run, status, total_s):
+    """The report of a sweep run (sweep/engine.py's SweepRun) as a dict."""
+    kw, ctx = run.kw, run.context
+    ordered = [run.records[i] for i in sorted(run.records)]
+    recs = recommendations(ordered, float(kw["tolerance"])) if run.ref_desc["sampler"] != "none" else []
+    best = best_recommendation(recs)
+    swept = [s for r in recs for s in r["swept_steps"]]
+    steps = int(best["steps"]) if best is not None else (int(max(swept)) if swept else
+                                                        int(run.cells[0].params["steps"] or 1))
+    ran = [r for r in ordered if r.get("source") == "run" and r["status"] == "ok"]
+    return {
+        "version": 1, "tool": "Sampler Lab step sweep", "status": status, "folder": run.folder,
+        "fingerprint": ctx.get("fingerprint"),
+        "settings": {k: kw[k] for k in SETTINGS},
+        "inputs": dict(ctx.get("inputs", {})),
+        "model": ctx.get("model"), "decoder": run.decoder_kind,
+        "latent_shape": list(ctx.get("latent_shape", [])),
+        "axes": [{"axis": a, "values": v} for a, v in run.axes], "shape": list(run.shape),
+        "fixed": dict(run.plan.fixed),
+        "reference": dict(run.ref_desc, runs=list(run.references.values())),
+        "tolerance_metric": "rel_rmse",
+        "timing": dict(run.timing, estimate_s=run.estimate_s, total_s=total_s,
+                       cells_sample_s=sum(r["sample_s"] for r in ran), cells_call_s=sum(r["call_s"] for r in ran)),
+        "counts": {"cells": len(run.cells), "done": len(ordered), "ok": sum(r["status"] == "ok" for r in ordered),
+                   "failed": sum(r["status"] == "failed" for r in ordered),
+                   "resumed": sum(r.get("source") == "cache" for r in ordered)},
+        "recommended": recs, "recommended_best": best,
+        "recommended_steps": steps,
+        "recommendation": answer(recs, ordered, kw, run.ref_desc, steps),
+        "cells": ordered,
+    }
 
 
 _ENCODE = json.JSONEncoder(allow_nan=False).encode     # C encoder (json's indent= is pure Python)

@@ -39,7 +39,7 @@ def run(env, prefix, model=None, **over):
 def test_grid_shape_labels_and_cells(env):
     out, rep = run(env, "t/grid", x_values="4,8", y_axis="sampler", y_values="euler, dpmpp_2m",
                    reference_sampler="lab_rk4", reference_steps=6)
-    grid, images, chart, text, rec = out["result"]
+    grid, images, chart, text, rec = out["result"][:5]
     assert images.shape == (4, 128, 128, 3)              # 64 px lab images, enlarged to the 128 px minimum
     assert grid.shape == (1, rep["grid"]["size"][1], rep["grid"]["size"][0], 3)
     assert rep["grid"]["columns"] == ["steps 4", "steps 8"] and rep["grid"]["rows"] == ["euler", "dpmpp_2m"]
@@ -153,7 +153,7 @@ def test_cells_are_written_while_later_cells_sample(env, monkeypatch):
     import glob
     import time
     import comfy.model_patcher
-    pics = import_module(comfy_runtime.load().__name__ + ".nodes.sweep_pictures")
+    pics = import_module(comfy_runtime.load().__name__ + ".sweep.pictures")
     monkeypatch.setattr(pics, "FLUSH_SECONDS", 0.0)
     model = lab_model().clone()
     state, seen = {"calls": 0}, []
@@ -175,7 +175,7 @@ def test_cells_are_written_while_later_cells_sample(env, monkeypatch):
 def test_slow_cells_measured_on_the_writer_match_batched_ones(env, monkeypatch):
     """Cells of a slow model (here: SLOW_CELL_S 0) are measured one by one on the writer thread,
     a fast model's together on the sampling thread: the same numbers and pictures either way."""
-    pics = import_module(comfy_runtime.load().__name__ + ".nodes.sweep_pictures")
+    pics = import_module(comfy_runtime.load().__name__ + ".sweep.pictures")
     kw = dict(x_values="2,4", y_axis="sampler", y_values="euler,heun", reference_sampler="lab_rk4", reference_steps=6)
     out_batch, rep_batch = run(env, "t/batched", **kw)
     monkeypatch.setattr(pics, "SLOW_CELL_S", 0.0)
@@ -198,7 +198,7 @@ def test_other_models_without_a_vae_get_latent_previews(env, monkeypatch, slow):
     rt = import_module(pack.__name__ + ".nodes.sweep_runtime")
     monkeypatch.setattr(rt, "is_lab_model", lambda patcher: False)
     if slow:
-        monkeypatch.setattr(import_module(pack.__name__ + ".nodes.sweep_pictures"), "SLOW_CELL_S", 0.0)
+        monkeypatch.setattr(import_module(pack.__name__ + ".sweep.pictures"), "SLOW_CELL_S", 0.0)
     for lat, shape in (({"samples": torch.zeros(2, 4, 8, 8)}, (64, 64)),
                        (comfy_runtime.node("SamplerLabEmptyLatent").make(64, 48, 1, 2)[0], (48, 64))):
         out, rep = run(env, f"t/preview_{slow}", latent_image=lat, y_axis="sampler", y_values="euler,heun",

@@ -1,6 +1,7 @@
 """The step sweep's optional inputs in the real ComfyUI runtime (no mocks): VAE, GUIDER, SIGMAS and
 SAMPLER. Every cell must be what ComfyUI's own SamplerCustomAdvanced gives for the same guider,
-sampler, sigmas and noise seed: the sweep's saved reference latent is compared bit for bit, and each
+sampler, sigmas and noise seed: the sweep's saved reference latent (on the lab model its ODE solution,
+run as a SAMPLER through the same node) is compared bit for bit, and each
 cell's latent distance to it (float64, from the very latents) must equal the distance between the
 SamplerCustomAdvanced results. The VAE is a real comfy.sd.VAE: a tiny TAESD (4 latent channels,
 like the lab model's latent) built from a state dict made here, decoding 8x8 latents to 64x64."""
@@ -56,6 +57,14 @@ def select(name):
     return core("KSamplerSelect").execute(name).result[0]
 
 
+def lab_reference(steps=8):
+    """The sweep's reference on the lab model: its ODE solved to high accuracy (RK4 in log sigma,
+    reference_steps steps) as a SAMPLER, whatever reference_sampler says (issue 17: no row is
+    scored against its own method)."""
+    from importlib import import_module
+    return import_module(comfy_runtime.load().__name__ + ".nodes.sweep_runtime").ode_reference_sampler(steps)
+
+
 def karras(env, steps):
     return core("BasicScheduler").execute(env["model"], "karras", steps, 1.0).result[0]
 
@@ -88,7 +97,7 @@ def test_core_cfg_guider_drives_the_cells(env):
     g = cfg_guider(env)
     _, rep = run(env, "in/cfgguider", guider=g)
     assert rep["inputs"]["guider"] is True
-    ref = custom_advanced(g, select("lab_rk4"), karras(env, 8))
+    ref = custom_advanced(g, lab_reference(), karras(env, 8))
     check_cells_match(rep, ref, lambda n: custom_advanced(g, select("euler"), karras(env, n)))
     assert [c["nfe"] for c in rep["cells"]] == [3, 5]          # counted through the connected guider
 
@@ -97,13 +106,13 @@ def test_pack_guider_drives_the_cells(env):
     g = comfy_runtime.node("SamplerLabGuidanceInterval").guide(env["model"], env["pos"], env["neg"], CFG, "cfg",
                                                                5.42, 0.28, "constant")[0]
     _, rep = run(env, "in/labguider", guider=g, y_axis="sampler", y_values="euler,dpmpp_2m")
-    ref = custom_advanced(g, select("lab_rk4"), karras(env, 8))
+    ref = custom_advanced(g, lab_reference(), karras(env, 8))
     assert torch.equal(saved_reference(rep), ref)
     for c in rep["cells"]:
         got = custom_advanced(g, select(c["params"]["sampler"]), karras(env, c["params"]["steps"]))
         assert c["status"] == "ok" and c["rmse"] == pytest.approx(rms(got, ref), rel=1e-12, abs=0)
     # the interval guider differs from plain CFG (it is really the pack guider that ran)
-    plain = custom_advanced(cfg_guider(env), select("lab_rk4"), karras(env, 8))
+    plain = custom_advanced(cfg_guider(env), lab_reference(), karras(env, 8))
     assert not torch.allclose(plain, ref)
 
 
@@ -114,7 +123,7 @@ def test_sigmas_input_equals_sampler_custom_advanced(env):
     _, rep = run(env, "in/sigmas", sigmas=sigmas, x_values="3,5")
     assert [c["params"]["scheduler"] for c in rep["cells"]] == ["input", "input"]
     g = cfg_guider(env)
-    ref = custom_advanced(g, select("lab_rk4"), sweep.resample_sigmas(sigmas, 8))
+    ref = custom_advanced(g, lab_reference(), sweep.resample_sigmas(sigmas, 8))
     # 5 steps: the connected schedule as it is; 3 steps: resampled (log-linear) like the reference
     check_cells_match(rep, ref, lambda n: custom_advanced(g, select("euler"),
                                                           sigmas if n == 5 else sweep.resample_sigmas(sigmas, n)))
@@ -131,7 +140,7 @@ def test_sampler_input_equals_sampler_custom_advanced(env, which):
     _, rep = run(env, f"in/sampler_{which}", sampler=sampler)
     assert [c["params"]["sampler"] for c in rep["cells"]] == ["input", "input"]
     g = cfg_guider(env)
-    ref = custom_advanced(g, select("lab_rk4"), karras(env, 8))
+    ref = custom_advanced(g, lab_reference(), karras(env, 8))
     check_cells_match(rep, ref, lambda n: custom_advanced(g, sampler, karras(env, n)))
 
 
@@ -163,7 +172,7 @@ def test_vae_image_metrics_and_grid(env):
     out, rep = run(env, "in/vae", vae=vae)
     assert rep["decoder"] == "vae" and rep["inputs"]["vae"] is True
     g = cfg_guider(env)
-    ref = custom_advanced(g, select("lab_rk4"), karras(env, 8))
+    ref = custom_advanced(g, lab_reference(), karras(env, 8))
     assert torch.equal(saved_reference(rep), ref)
     ref_img = to_u8(vae.decode(ref))
     assert ref_img.shape == (1, 64, 64, 3) and ref_img.std() > 5          # a real picture, not a flat one

@@ -1,6 +1,6 @@
-"""The step sweep's drawing (no ComfyUI): fast text against Pillow's own rendering, wrapping, the
-labelled grid (cells, headers, captions, failed cells) and the chart (series where their values
-map, the tolerance line at its height)."""
+"""The step sweep's drawing (no ComfyUI, Pillow's text): wrapping, the labelled grid (cells,
+headers, captions, failed cells) and the chart (series where their values map, the tolerance line
+at its height, one tick format per axis, log axes labelled as such)."""
 import math
 
 import numpy as np
@@ -9,13 +9,6 @@ from PIL import Image, ImageDraw
 
 import sweep
 from sweep.grid import GridLayout, draw_grid, font, line_height, text_width, wrap_text
-from sweep.text import TextBatch, draw_lines, draw_text
-
-
-def _pillow(size_hw, xy, text, fnt, fill=(20, 20, 20), bg=(255, 255, 255)):
-    img = Image.new("RGB", (size_hw[1], size_hw[0]), bg)
-    ImageDraw.Draw(img).text(xy, text, fill=fill, font=fnt)
-    return np.asarray(img)
 
 
 def _ink(arr):
@@ -23,75 +16,7 @@ def _ink(arr):
     return 255 - arr.astype(np.int32).min(axis=-1)
 
 
-def _bbox(mask, level=40):
-    ys, xs = np.nonzero(mask > level)
-    return (xs.min(), ys.min(), xs.max(), ys.max()) if xs.size else None
-
-
-# text -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("size", [10, 14, 22, 40])
-def test_text_matches_pillow_rendering(size):
-    fnt = font(size)
-    texts = ["16 steps | 31 calls | 0.02 s", "d 1.2e-02 | 31.5 dB", "AVA To Wa fi_jgy|",
-             "\u00e9 \u00fc \u00df \u20ac x"]
-    for text in texts:
-        for xy in [(5, 4), (5.5, 4), (7.25, 3.5), (3.8, 2.2)]:
-            shape = (size * 2 + 12, int(text_width(fnt, text)) + 24)
-            ref = _ink(_pillow(shape, xy, text, fnt))
-            got = _ink(draw_text(np.full(shape + (3,), 255, np.uint8), xy, text, fnt, (20, 20, 20)))
-            assert ref.sum() > 0
-            assert np.abs(ref - got).mean() < 0.5, (text, xy)            # mean over the image, 0..255
-            assert abs(int(got.sum()) - int(ref.sum())) <= 0.02 * ref.sum()
-            assert np.abs(np.subtract(_bbox(ref), _bbox(got))).max() <= 1, (text, xy)
-
-
-def test_text_blends_colour_over_any_background():
-    fnt = font(16)
-    bg = (30, 140, 200)
-    shape = (40, 220)
-    ref = _pillow(shape, (6, 8), "Blend me 123", fnt, fill=(250, 240, 10), bg=bg).astype(int)
-    canvas = np.empty(shape + (3,), np.uint8)
-    canvas[:] = bg
-    got = draw_text(canvas, (6, 8), "Blend me 123", fnt, (250, 240, 10)).astype(int)
-    assert np.abs(ref - got).max() <= 3 and (np.abs(got - bg).sum(-1) > 100).sum() > 50
-
-
-def test_text_widths_equal_pillow_layout():
-    for size in (10, 16, 22):
-        fnt = font(size)
-        for text in ["dpmpp_2m_sde_heun_gpu", "16 steps | 31 calls | 0.02 s", "AVAVA Wa To", "\u00e9\u20ac x"]:
-            assert text_width(fnt, text) == pytest.approx(fnt.getlength(text))
-
-
-def test_text_clipped_at_canvas_edges_like_pillow():
-    fnt = font(20)
-    shape = (30, 90)
-    for xy in [(-13.5, 5), (60, 5), (10, -9), (10, 18), (-40, -12), (500, 5), (5, 400), (-900, -900)]:
-        ref = _ink(_pillow(shape, xy, "Clip gjq W_|", fnt))
-        got = _ink(draw_text(np.full(shape + (3,), 255, np.uint8), xy, "Clip gjq W_|", fnt, (20, 20, 20)))
-        assert np.abs(ref - got).mean() < 1.0, xy
-    view = np.full((40, 120, 3), 255, np.uint8)[5:35:1, 10:100]        # a strided view works too
-    draw_text(view, (-3, -4), "edge", fnt, (0, 0, 0))
-    assert (view < 128).any()
-
-
-def test_text_batch_draws_several_fonts_and_colours_in_one_pass():
-    shape = (80, 260)
-    batch = TextBatch()
-    batch.add(4, 4, "Title line", font(22), (20, 20, 20))
-    batch.add(4, 40, "caption", font(12), (150, 20, 20))
-    batch.add(120, 40, "", font(12), (0, 0, 0))                       # empty lines are skipped
-    got = batch.draw(np.full(shape + (3,), 255, np.uint8))
-    ref = _pillow(shape, (4, 4), "Title line", font(22))
-    img = Image.fromarray(ref.copy())
-    ImageDraw.Draw(img).text((4, 40), "caption", fill=(150, 20, 20), font=font(12))
-    assert np.abs(np.asarray(img).astype(int) - got).mean() < 0.3
-    red = (got[..., 0].astype(int) - got[..., 2]) > 60
-    assert red[36:].any() and not red[:30].any()
-    assert draw_lines(np.zeros((4, 4, 3), np.uint8), font(12), [], (1, 2, 3)).sum() == 0
-
-
-# wrapping and the grid --------------------------------------------------------------------------
+# text ------------------------------------------------------------------------------------------
 def test_wrap_text_fits_and_keeps_characters():
     f = font(16)
     name = "dpmpp_2m_sde_heun_gpu_with_a_really_long_suffix"
@@ -260,18 +185,6 @@ def test_chart_keeps_line_heights_readable():
     assert line_height(font(16)) >= 18 and line_height(font(22)) >= 24
 
 
-def test_warmed_glyphs_draw_the_same():
-    from sweep.text import warm
-    fnt = font(13)
-    warm(fnt)
-    warm(fnt, "\u00e9x", phases=((1, 3),))
-    shape = (30, 160)
-    for xy in [(4, 5), (4.5, 5), (4.25, 5.75)]:
-        ref = _ink(_pillow(shape, xy, "warm \u00e9 glyphs 0.5", fnt))
-        got = _ink(draw_text(np.full(shape + (3,), 255, np.uint8), xy, "warm \u00e9 glyphs 0.5", fnt, (20, 20, 20)))
-        assert np.abs(ref - got).mean() < 0.5
-
-
 def test_wrap_keeps_numbers_with_their_units():
     f = font(12)
     text = "32 steps | 125 calls | 0.18 s"
@@ -292,3 +205,33 @@ def test_row_headers_fit_sampler_names_and_wrap_long_ones():
     wide = GridLayout(128, 128, 1, 1, ["4"], [long_name], [""])
     assert wide.row_w <= int(128 * 1.5) and len(wide.row_lines[0]) > 1
     assert "".join(wide.row_lines[0]).replace(" ", "") == long_name
+
+
+def test_chart_ticks_use_one_format_per_axis():
+    from sweep.chart import tick_labels
+    assert tick_labels([4, 8, 16, 32]) == ["4", "8", "16", "32"]
+    assert tick_labels([0.001, 0.002, 0.005, 0.01, 0.02]) == ["1e-03", "2e-03", "5e-03", "1e-02", "2e-02"]
+    assert tick_labels([0.05, 0.1, 0.2]) == ["0.05", "0.10", "0.20"]
+    assert tick_labels([0.1, 0.2, 0.5, 1, 2]) == ["0.1", "0.2", "0.5", "1.0", "2.0"]
+    assert tick_labels([0, 0.25, 0.5]) == ["0.00", "0.25", "0.50"]
+
+
+def test_chart_says_which_axes_are_logarithmic(monkeypatch):
+    from PIL import ImageDraw as draw_module
+    import sweep.chart as chart
+    drawn = []
+    real = draw_module.ImageDraw.text
+
+    def spy(self, xy, text, *args, **kwargs):
+        drawn.append(text)
+        return real(self, xy, text, *args, **kwargs)
+    monkeypatch.setattr(draw_module.ImageDraw, "text", spy)
+    series = [{"name": "euler", "points": [{"x": x, "error": 1 / x, "time": 0.01 * x} for x in (4, 8, 16, 32)]}]
+    chart.draw_chart(series, "steps", tolerance=0.05)
+    assert "distance to reference (relative RMSE) (log scale)" in drawn        # the distance axis
+    assert drawn.count("steps (log scale)") == 2                               # x spans 8x: log on both panels
+    assert "sampling time per cell (s)" in drawn                               # time: linear, said as is
+    drawn.clear()
+    series = [{"name": "euler", "points": [{"x": x, "error": 1 / x, "time": 0.01 * x} for x in (10, 12, 14)]}]
+    chart.draw_chart(series, "steps")
+    assert drawn.count("steps") == 2 and "steps (log scale)" not in drawn     # 1.4x: a linear x axis

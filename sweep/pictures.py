@@ -12,15 +12,15 @@ grouped by reference, so one reference is in memory), when the waiting cells too
 sample (a crash loses at most that much work), when they hold MAX_BYTES of latents (bounded
 memory), at the end of the sweep and on interrupt. Either way a measured cell is written as part
 of a batch file (sweep/cache.py).
-With a VAE, each cell is decoded and measured on its own (nodes/sweep_nodes.py).
+With a VAE, each cell is decoded and measured on its own (sweep/engine.py).
 """
 import logging
 
 import torch
 
-from ..sweep.grid import thumbnail
-from ..sweep.cache import to_numpy
-from ..sweep.metrics import latent_distances, psnr_groups, ssim_each
+from .grid import thumbnail
+from .cache import to_numpy
+from .metrics import latent_distances, psnr_groups, ssim_each
 
 log = logging.getLogger("sampler_lab")
 FLUSH_SECONDS = 1.0
@@ -100,7 +100,7 @@ class PendingPictures:
         (records, thumbnails, latents as numpy for their batch file)."""
         run = self.run
         latents = torch.stack([lat for _, lat, _ in group])
-        size = int(run.kw["cell_size"])
+        size = run.cell_size
         metric, pictures = run.decoder.batch_pictures(latents, size)
         recs = [rec for rec, _, _ in group]
         measure_cells(recs, latents, metric, group[0][2], run.decoder)
@@ -108,7 +108,7 @@ class PendingPictures:
 
     def show(self, cells):
         """Thumbnails of finished cells read back from their batch files: [(record, latent)]."""
-        size = int(self.run.kw["cell_size"])
+        size = self.run.cell_size
         for group in _groups(cells, lambda item: (tuple(item[1].shape), item[1].dtype)):
             _, pictures = self.run.decoder.batch_pictures(torch.stack([lat for _, lat in group]), size)
             self.run.apply([(rec, thumbnail(p, size)) for (rec, _), p in zip(group, pictures)])
@@ -119,7 +119,7 @@ def measure_cells(records, latents, metric, ref, decoder):
     RMSE (latents stacked (K, *shape)) and, when both have images, PSNR/SSIM (metric: uint8 tensor
     (K, n, h, w, 3) or None). ref: [latent, images, info], or None without a reference. The lab
     model's reference images are its exact colour map, made here the first time; a VAE's are
-    decoded once by the writer thread before any of its cells (nodes/sweep_nodes.py)."""
+    decoded once by the writer thread before any of its cells (sweep/engine.py)."""
     if ref is None:
         return
     if ref[0] is None:
