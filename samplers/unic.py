@@ -134,7 +134,7 @@ def _stream(sampler_fn, model, x, sigmas, extra_args, callback, disable, model_k
         if j >= 0:
             fixed = corr.correct(j, state["x"], m)
             if fixed is not None:
-                if corr.order <= MAX_HANDOFF_ORDER and j + 2 < len(corr.sig) and corr.sig[j + 2] == 0.0:
+                if corr.handoff and corr.order <= MAX_HANDOFF_ORDER and j + 2 < len(corr.sig) and corr.sig[j + 2] == 0.0:
                     # the base's next step goes to sigma = 0 and has no later call to carry the
                     # correction: hand it the denoised of the corrected point at the same eps,
                     # m + (x_corr - x~) / alpha (see the module docstring)
@@ -196,6 +196,8 @@ def with_unic(sampler_fn, order=2, variant="bh2", mode="stream"):
     def sample(model, x, sigmas, extra_args=None, callback=None, disable=None, model_kind="ve", **options):
         extra_args = {} if extra_args is None else extra_args
         corr = _Corrector(sigmas, model_kind, order, variant)
+        # unic_handoff=False: the final step gets the base's own denoised (bench/labnet_accuracy.py compares both)
+        corr.handoff = bool(options.pop("unic_handoff", True))
         return drive(sampler_fn, model, x, sigmas, extra_args, callback, disable, model_kind, corr, options)
 
     sample.__doc__ = f"{getattr(sampler_fn, '__name__', 'sampler')} + UniC-{order} ({variant}, {mode}); {_CITATION}."

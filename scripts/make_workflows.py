@@ -12,6 +12,10 @@ OUTPUTS = {
     "SamplerLabConditioning": [("positive", "CONDITIONING"), ("negative", "CONDITIONING")],
     "SamplerLabEmptyLatent": [("LATENT", "LATENT")],
     "SamplerLabDecode": [("IMAGE", "IMAGE")],
+    "SamplerLabNetLoader": [("MODEL", "MODEL"), ("VAE", "VAE")],
+    "SamplerLabNetConditioning": [("positive", "CONDITIONING"), ("negative", "CONDITIONING")],
+    "SamplerLabNetEmptyLatent": [("LATENT", "LATENT")],
+    "VAEDecode": [("IMAGE", "IMAGE")],
     "KSampler": [("LATENT", "LATENT")],
     "SaveImage": [],
     "Note": [],
@@ -124,7 +128,6 @@ OUTPUTS.update({
     "CheckpointLoaderSimple": [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")],
     "CLIPTextEncode": [("CONDITIONING", "CONDITIONING")],
     "EmptyLatentImage": [("LATENT", "LATENT")],
-    "VAEDecode": [("IMAGE", "IMAGE")],
 })
 
 
@@ -435,13 +438,108 @@ def lab_schedule_optimizer():
     return g
 
 
+# --- Lab Net: the learned digits model, default model of the first-run, sweep and CFG workflows -------
+def labnet_front(g, parameterization="eps", digit=3, batch=8):
+    loader = g.add("SamplerLabNetLoader", [parameterization, 3.0], (0, 0), size=(320, 110))
+    cond = g.add("SamplerLabNetConditioning", [digit, -1], (0, 160), size=(320, 110))
+    latent = g.add("SamplerLabNetEmptyLatent", [16, 16, batch], (0, 320), size=(320, 130))
+    return loader, cond, latent
+
+
+def labnet_chain(g, loader, cond, latent, sampler, scheduler, steps, cfg, y, prefix):
+    ks = g.add("KSampler", [42, "fixed", steps, cfg, sampler, scheduler, 1.0], (380, y),
+               inputs=[("model", "MODEL", (loader, 0)), ("positive", "CONDITIONING", (cond, 0)),
+                       ("negative", "CONDITIONING", (cond, 1)), ("latent_image", "LATENT", (latent, 0))],
+               size=(320, 270), title=f"KSampler: {sampler} / {scheduler}, {steps} steps, cfg {cfg}")
+    dec = g.add("VAEDecode", [], (740, y), inputs=[("samples", "LATENT", (ks, 0)), ("vae", "VAE", (loader, 1))],
+                size=(220, 60))
+    g.add("SaveImage", [prefix], (1000, y), inputs=[("images", "IMAGE", (dec, 0))], size=(420, 300))
+
+
+def labnet_first_run(pack_sampler, pack_scheduler):
+    g = Graph()
+    loader, cond, latent = labnet_front(g)
+    labnet_chain(g, loader, cond, latent, "euler", "karras", 10, 3.0, 0, "sampler_lab/first_run_core")
+    labnet_chain(g, loader, cond, latent, pack_sampler, pack_scheduler, 10, 3.0, 400, "sampler_lab/first_run_pack")
+    g.note("Sampler Lab - first run (no checkpoint, no GPU needed)\n\n"
+           "Lab Net is a small learned diffusion model of handwritten digits that ships with the pack: ComfyUI's "
+           "own SD-family UNet, so this is exactly how a checkpoint samples, in a second on a CPU.\n"
+           "Top: ComfyUI's euler + karras. Bottom: a Sampler Lab sampler and scheduler picked straight from the "
+           "stock KSampler dropdowns. Both: 8 images of the digit 3, 10 steps, cfg 3, same seed.\n\n"
+           "Look at: change the digit, the steps (try 2 and 4) or the sampler and queue again. Swap the Lab Net "
+           "Loader for a checkpoint loader and the same KSampler settings work unchanged.", (0, 720))
+    return g
+
+
+def labnet_step_sweep():
+    """Steps x sampler on Lab Net with its VAE: digits in every cell, the numbers beside them."""
+    g = Graph()
+    loader, cond, latent = labnet_front(g, batch=1)
+    sweep = g.add("SamplerLabStepSweep",
+                  [42, "fixed", 20, 3.0, "euler", "karras", 1.0,
+                   "steps", "4,8,16,32", "sampler", "euler, dpmpp_2m, heun, lab_rk4", "none", "",
+                   False, "lab_rk4", 48, 0.02, 64, 128, "sampler_lab/step_sweep"],
+                  (380, 0), size=(380, 640), title="Step Sweep: steps x sampler",
+                  inputs=[("model", "MODEL", (loader, 0)), ("latent_image", "LATENT", (latent, 0)),
+                          ("positive", "CONDITIONING", (cond, 0)), ("negative", "CONDITIONING", (cond, 1)),
+                          ("vae", "VAE", (loader, 1))])
+    g.add("SaveImage", ["sampler_lab/step_sweep_grid"], (800, 0), inputs=[("images", "IMAGE", (sweep, 0))],
+          size=(520, 560), title="Grid")
+    g.add("SaveImage", ["sampler_lab/step_sweep_chart"], (1340, 0), inputs=[("images", "IMAGE", (sweep, 2))],
+          size=(620, 360), title="Chart")
+    g.add("PreviewAny", [], (1340, 400), inputs=[("source", "INT", (sweep, 4))], size=(300, 120),
+          title="Recommended steps")
+    g.add("PreviewAny", [], (800, 600), inputs=[("source", "STRING", (sweep, 3))], size=(520, 300),
+          title="Report (JSON)")
+    g.note("Sampler Lab - step sweep on Lab Net (no checkpoint, no GPU needed)\n\n"
+           "Lab Net draws a handwritten 3 (change the digit in 'Lab Net Digit'). Columns: steps 4, 8, 16, 32. "
+           "Rows: euler, dpmpp_2m, heun, lab_rk4. Same seed everywhere, so every cell tries to draw the same 3.\n"
+           "Under each cell: model calls actually counted (heun and lab_rk4 call the model 2 and 4 times per "
+           "step), sampling time, and the distance to the reference (lab_rk4, 48 steps) with PSNR/SSIM of the "
+           "decoded picture.\n\n"
+           "Look at: at 4 steps the strokes are blurred or broken; where each row stops changing is the step count "
+           "you need. 'Recommended steps' = the cheapest setting within tolerance. Turn on equal_cost to compare "
+           "at the same number of model calls instead of steps.\n\n"
+           "Files: output/sampler_lab/step_sweep_<digest>/ holds grid.png, chart.png, report.json, report.csv and "
+           "every finished cell; queue again after an interrupt and finished cells are reused. Swap the Lab Net "
+           "Loader for a checkpoint loader (and its VAE) to sweep a real model.",
+           (0, 500), size=(360, 480))
+    return g
+
+
+def labnet_cfg_vs_cfgpp():
+    """The same seed through CFG and CFG++ (core euler and a pack sampler) on Lab Net."""
+    g = Graph()
+    loader, cond, latent = labnet_front(g, digit=5)
+    rows = [("euler", 5.0), ("euler_cfg_pp", 1.0), ("lab_plms", 5.0), ("lab_plms_cfg_pp", 1.0)]
+    for k, (sampler, cfg) in enumerate(rows):
+        labnet_chain(g, loader, cond, latent, sampler, "karras", 12, cfg, 400 * k,
+                     f"sampler_lab/cfg_vs_cfgpp_{k + 1}_{sampler}")
+    g.note("Sampler Lab - CFG vs CFG++ on Lab Net (no checkpoint needed)\n\n"
+           "Four rows, same seed, same 12 karras steps, 8 images of the digit 5 against the unconditional model:\n"
+           "1. euler, classic CFG 5.0    2. euler_cfg_pp, CFG++ 1.0\n"
+           "3. lab_plms, classic CFG 5.0  4. lab_plms_cfg_pp, CFG++ 1.0 (the pack's CFG++ form, same model calls)\n\n"
+           "CFG++ (Chung et al. 2024, arXiv:2406.08070) steps with the guided image estimate but re-noises with the "
+           "unconditional noise estimate. Its scale uses ComfyUI's *_cfg_pp convention: 0.5-2, and 1.0 is already "
+           "strong guidance (regular CFG values like 7 are far too high).\n\n"
+           "Look at: classic CFG 5 thickens and saturates the strokes; CFG++ 1.0 keeps them closer to real digits. "
+           "Set negative_digit to steer away from a digit. To measure instead of eyeballing, put these samplers on "
+           "one axis of the step sweep.", (0, 620), size=(360, 420))
+    return g
+
+
 def main(pack_sampler="lab_dpmpp2m_unic", pack_scheduler="lab_ays_sd15"):
     os.makedirs(os.path.join(ROOT, "workflows"), exist_ok=True)
     lab_equal_nfe_shootout().dump(os.path.join(ROOT, "workflows", "lab_equal_nfe_shootout.json"))
     lab_schedule_optimizer().dump(os.path.join(ROOT, "workflows", "lab_schedule_optimizer.json"))
-    lab_first_run(pack_sampler, pack_scheduler).dump(os.path.join(ROOT, "workflows", "lab_first_run.json"))
-    lab_step_sweep().dump(os.path.join(ROOT, "workflows", "lab_step_sweep.json"))
-    lab_cfg_vs_cfgpp().dump(os.path.join(ROOT, "workflows", "lab_cfg_vs_cfgpp.json"))
+    # Lab Net (learned digits) is the default model of the workflows people open first
+    labnet_first_run(pack_sampler, pack_scheduler).dump(os.path.join(ROOT, "workflows", "lab_first_run.json"))
+    labnet_step_sweep().dump(os.path.join(ROOT, "workflows", "lab_step_sweep.json"))
+    labnet_cfg_vs_cfgpp().dump(os.path.join(ROOT, "workflows", "lab_cfg_vs_cfgpp.json"))
+    # the exact mixture stays for the numbers (exact reference solution)
+    lab_first_run(pack_sampler, pack_scheduler).dump(os.path.join(ROOT, "workflows", "lab_mixture_first_run.json"))
+    lab_step_sweep().dump(os.path.join(ROOT, "workflows", "lab_mixture_step_sweep.json"))
+    lab_cfg_vs_cfgpp().dump(os.path.join(ROOT, "workflows", "lab_mixture_cfg_vs_cfgpp.json"))
     model_sd15_ays().dump(os.path.join(ROOT, "workflows", "model_sd15_ays.json"))
     model_sdxl_turbo_trailing().dump(os.path.join(ROOT, "workflows", "model_sdxl_turbo_trailing.json"))
     model_sdxl_step_sweep().dump(os.path.join(ROOT, "workflows", "model_sdxl_step_sweep.json"))

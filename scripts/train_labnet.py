@@ -19,7 +19,7 @@ import time
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.append(ROOT)   # at the end: ComfyUI's top-level modules win
 from bench.common import load_comfy  # noqa: E402
 
 SEED = 0
@@ -162,7 +162,7 @@ def main():
     pack = load_comfy()
     train_pix, train_lab, held_pix, held_lab = digits_split()
     log_path = os.path.join(ROOT, "lab", "labnet_weights", "training_log.json")
-    log = json.load(open(log_path)) if os.path.isfile(log_path) else {}
+    log = {}
     log["command"] = "python scripts/train_labnet.py " + " ".join(sys.argv[1:])
     log["data"] = {"train": int(train_pix.shape[0]), "held_out": int(held_pix.shape[0]), "seed": SEED}
     t0 = time.time()
@@ -172,8 +172,13 @@ def main():
         if args.only in (None, p):
             train_diffusion(pack, p, train_pix, train_lab, args.steps, args.batch, log)
     log["threads"] = args.threads
+    # parts may train in parallel processes (--only): merge into the log as it is now
+    merged = json.load(open(log_path)) if os.path.isfile(log_path) else {}
+    commands = merged.get("commands", {})
+    commands[args.only or "all"] = log.pop("command")
+    merged.update(log, commands=commands)
     with open(log_path, "w") as f:
-        json.dump(log, f, indent=1)
+        json.dump(merged, f, indent=1)
     print(f"done in {time.time() - t0:.0f} s; log {log_path}")
 
 
