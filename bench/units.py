@@ -1,0 +1,159 @@
+"""The two benchmark models as 'units' (one parameterisation and cfg each), both run through ComfyUI's
+CFGGuider exactly as a KSampler runs them, with every guided model evaluation counted:
+
+- MixtureUnit: the exact Gaussian-mixture Lab Model; reference = its exact PF-ODE solution (float64 RK4,
+  lab.reference_solution) from the latent ComfyUI hands the sampler; mode = nearest mixture component.
+- LabNetUnit: the learned Lab Net; reference = the guided learned model's own PF-ODE solution (RK4 in
+  log sigma through ComfyUI, to the model's sigma_min, then its denoised); mode = the digit scorer's class.
+"""
+import math
+import time
+
+import torch
+
+from bench import common
+
+MIXTURES = (  # different seeds, component counts and spreads: nothing is tuned to one
+    {"components": 6, "classes": 3, "spread": 0.15, "seed": 0},
+    {"components": 4, "classes": 2, "spread": 0.30, "seed": 1},
+    {"components": 12, "classes": 4, "spread": 0.08, "seed": 2},
+)
+MIXTURE_CLASS = 1
+FLOW_SHIFT = 3.0
+
+
+class GuidedUnit:
+    """Shared: run a SAMPLER object on this unit's noise with counted evaluations."""
+    patcher = pos = neg = cfg = noise = model_sampling = None
+
+    def run(self, sampler, sigmas, noise=None):
+        """(output latent, counted guided evaluations, seconds, first model input)."""
+        import comfy.samplers
+        box = {"n": 0, "first": None}
+
+        def count(args):
+            box["n"] += 1
+            if box["first"] is None:
+                box["first"] = args["input"].detach().clone()
+            return args["denoised"]
+        patcher = self.patcher.clone()
+        patcher.set_model_sampler_post_cfg_function(count)
+        guider = comfy.samplers.CFGGuider(patcher)
+        guider.set_conds(self.pos, self.neg)
+        guider.set_cfg(self.cfg)
+        noise = self.noise if noise is None else noise
+        t0 = time.perf_counter()
+        out = guider.sample(noise, torch.zeros_like(noise), sampler, sigmas, disable_pbar=True, seed=0)
+        return out, box["n"], time.perf_counter() - t0, box["first"]
+
+    def optimizer_conds(self):
+        """(positive, negative) with one row: what a user wires into the Schedule Optimizer node."""
+        return [[self.pos[0][0][:1], dict(self.pos[0][1])]], [[self.neg[0][0][:1], dict(self.neg[0][1])]]
+
+
+class LabNetUnit(GuidedUnit):
+    family = "labnet"
+    REFERENCE_STEPS = 160        # RK4 steps in log sigma (4 calls each)
+
+    def __init__(self, parameterization, cfg, batch, seed=0):
+        from lab import labnet
+        self.parameterization, self.cfg, self.batch = parameterization, cfg, batch
+        self.patcher, _ = common.node("SamplerLabNetLoader").load(parameterization, labnet.FLOW_SHIFT)
+        self.model_sampling = self.patcher.get_model_object("model_sampling")
+        self.digits = [k % 10 for k in range(batch)] if cfg != 1.0 else [-1] * batch
+        self.pos = [[labnet.class_context(self.digits), {}]]
+        self.neg = [[labnet.class_context([-1] * batch), {}]]
+        gen = torch.Generator().manual_seed(7000 + 100 * seed + 10 * ("eps", "flow").index(parameterization) + int(cfg))
+        self.noise = torch.randn((batch, labnet.LATENT_CHANNELS, labnet.LATENT_SIZE, labnet.LATENT_SIZE), generator=gen)
+        self._refs = {}
+
+    def reference(self, sigmas, steps=None):
+        import comfy.samplers
+        steps = steps or self.REFERENCE_STEPS
+        key = (round(float(sigmas[0]), 6), steps)
+        if key not in self._refs:
+            fn = log_sigma_rk4(steps, float(self.model_sampling.sigma_min))
+            out, _, _, _ = self.run(comfy.samplers.KSAMPLER(fn), sigmas)
+            self._refs[key] = out.to(torch.float64)
+        return self._refs[key]
+
+    def modes(self, latent):
+        from lab import labnet
+        from lab.digit_scorer import load_scorer
+        scorer = _SCORER.setdefault("s", load_scorer())
+        with torch.no_grad():
+            return scorer(labnet.latent_to_pixels(latent.float()).clamp(-1, 1)).argmax(1)
+
+
+_SCORER = {}
+
+
+def log_sigma_rk4(steps, sigma_stop):
+    """A KSAMPLER function: classic RK4 (order 4, 4 calls per step) on dx/dtau = x - D(x, e^tau),
+    tau = log sigma, from sigmas[0] down to sigma_stop; returns D(x, sigma_stop). Ignores inner sigmas."""
+    @torch.no_grad()
+    def sample(model, x, sigmas, extra_args=None, callback=None, disable=None):
+        extra_args = extra_args or {}
+        s_in = x.new_ones([x.shape[0]])
+        x = x.to(torch.float64)
+        taus = torch.linspace(math.log(float(sigmas[0])), math.log(sigma_stop), steps + 1, dtype=torch.float64)
+
+        def f(xx, tau):
+            return xx - model(xx.float(), s_in * math.exp(tau), **extra_args).to(torch.float64)
+        for i in range(steps):
+            t0, h = float(taus[i]), float(taus[i + 1] - taus[i])
+            k1 = f(x, t0)
+            k2 = f(x + 0.5 * h * k1, t0 + 0.5 * h)
+            k3 = f(x + 0.5 * h * k2, t0 + 0.5 * h)
+            k4 = f(x + h * k3, t0 + h)
+            x = x + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
+        return model(x.float(), s_in * sigma_stop, **extra_args)
+    return sample
+
+
+class MixtureUnit(GuidedUnit):
+    family = "mixture"
+    REFERENCE_STEPS = 1024       # float64 RK4 on the exact denoiser: error ~1e-8
+
+    def __init__(self, parameterization, cfg, batch, mix_index=0, seed=0):
+        from lab import default_mixture
+        self.parameterization, self.cfg, self.batch, self.mix_index = parameterization, cfg, batch, mix_index
+        m = MIXTURES[mix_index]
+        self.patcher = common.node("SamplerLabModel").build(
+            parameterization, FLOW_SHIFT, m["components"], m["classes"], m["spread"], m["seed"], "float32")[0]
+        self.model_sampling = self.patcher.get_model_object("model_sampling")
+        self.pos, self.neg = common.node("SamplerLabConditioning").encode(MIXTURE_CLASS if cfg != 1.0 else -1)
+        self.mixture = default_mixture((4, 8, 8), m["components"], m["classes"], m["spread"], m["seed"])
+        cw = None
+        if cfg != 1.0:
+            cw = torch.nn.functional.one_hot(torch.full((batch,), MIXTURE_CLASS), m["classes"]).to(torch.float64)
+        self.denoise = self.mixture.denoiser(parameterization, class_weights=cw, cfg=cfg)
+        gen = torch.Generator().manual_seed(1000 * seed + 17 * mix_index + 1)
+        self.noise = torch.randn((batch, 4, 8, 8), generator=gen)
+        self._refs = {}
+
+    def x_start(self, sigmas):
+        """The latent ComfyUI's KSAMPLER hands the sampler (its own noise_scaling and max_denoise)."""
+        import comfy.samplers
+        from types import SimpleNamespace
+        wrap = SimpleNamespace(inner_model=SimpleNamespace(model_sampling=self.model_sampling))
+        max_denoise = comfy.samplers.KSAMPLER(None).max_denoise(wrap, sigmas)
+        return self.model_sampling.noise_scaling(sigmas[0], self.noise, torch.zeros_like(self.noise), max_denoise)
+
+    def reference(self, sigmas, steps=None):
+        from lab import reference_solution
+        steps = steps or self.REFERENCE_STEPS
+        key = (round(float(sigmas[0]), 6), steps)
+        if key not in self._refs:
+            self._refs[key] = reference_solution(self.denoise, self.x_start(sigmas), float(sigmas[0]), 0.0, steps=steps)
+        return self._refs[key]
+
+    def modes(self, latent):
+        return self.mixture.nearest(latent.to(torch.float64))[0]
+
+
+def make_units(family, parameterization, cfg, batch, quick=False):
+    if family == "labnet":
+        return [LabNetUnit(parameterization, cfg, batch)]
+    mixes = range(len(MIXTURES)) if not quick else range(1)
+    return [MixtureUnit(parameterization, cfg, batch, i) for i in mixes]
