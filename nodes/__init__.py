@@ -3,7 +3,8 @@ a module that fails to import is reported once and the others still load."""
 import importlib
 import logging
 
-_MODULES = ("lab_nodes", "labnet_nodes", "schedule_nodes", "guidance_nodes", "sampler_nodes", "optimizer_nodes", "sigma_tools", "sweep_nodes", "plot_nodes", "preview_routes")
+_MODULES = ("lab_nodes", "labnet_nodes", "schedule_nodes", "guidance_nodes", "sampler_nodes", "optimizer_nodes", "sigma_tools", "sweep_nodes", "plot_nodes", "preview_routes",
+            "exp_rk_nodes", "oss_tangent_nodes", "handoff_nodes", "chain_nodes")
 
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}
