@@ -49,8 +49,13 @@ class ComfyServer:
                 "--temp-directory", os.path.join(self.out_dir, "temp")]
         if self.user_dir:
             args += ["--user-directory", self.user_dir]
+        env = dict(os.environ)
+        site = os.path.join(self.comfy_dir, ".labenv-site")   # an older core's own UI packages (setup_labenv.sh)
+        if os.path.isdir(site):
+            env["PYTHONPATH"] = os.pathsep.join([site] + [p for p in [env.get("PYTHONPATH")] if p])
         self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args + self.extra_args, cwd=self.comfy_dir, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args + self.extra_args, cwd=self.comfy_dir, stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=env)
         end = time.time() + self.timeout
         while time.time() < end:
             if self.proc.poll() is not None:

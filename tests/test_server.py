@@ -12,7 +12,7 @@ import samplers
 import schedulers
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
-from comfy_server import ComfyServer  # noqa: E402
+from comfy_server import ComfyServer, comfy_dir_for_tests  # noqa: E402
 import workflow_tools as wt  # noqa: E402
 
 LAB_WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "lab_*.json")))
@@ -20,9 +20,8 @@ LAB_WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "lab_*.json")))
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not os.path.isfile(os.path.join(ROOT, ".labenv", "ComfyUI", "main.py")):
-        pytest.fail("ComfyUI runtime missing: run scripts/setup_labenv.sh")
-    with ComfyServer(str(tmp_path_factory.mktemp("comfy"))) as srv:
+    comfy_dir = comfy_dir_for_tests()     # SAMPLER_LAB_COMFYUI picks another core (e.g. the oldest supported)
+    with ComfyServer(str(tmp_path_factory.mktemp("comfy")), comfy_dir=comfy_dir) as srv:
         srv.object_info = wt.http_json(srv.url + "/object_info", timeout=60)
         yield srv
 
