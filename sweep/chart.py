@@ -17,14 +17,18 @@ LINE_W = 3
 
 
 def _log_ticks(lo, hi, limit=8):
-    ticks = []
-    for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1):
-        for m in (1, 2, 5):
-            v = m * 10.0 ** k
-            if lo * 0.999 <= v <= hi * 1.001:
-                ticks.append(v)
-    while len(ticks) > limit:
-        ticks = ticks[::2]
+    """Ticks at 1, 2 and 5 times the powers of ten in [lo, hi]; over `limit` of them, the powers of
+    ten alone (every one, or every k-th), so the labels keep one pattern."""
+    def between(mantissas):
+        out = []
+        for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1):
+            out += [m * 10.0 ** k for m in mantissas if lo * 0.999 <= m * 10.0 ** k <= hi * 1.001]
+        return out
+    ticks = between((1, 2, 5))
+    if len(ticks) > limit:
+        ticks = between((1,))
+        step = -(-len(ticks) // limit)
+        ticks = ticks[::step]
     return ticks
 
 

@@ -214,8 +214,8 @@ class SweepRun:
             self.done_units += self.ref_desc["steps"]
             self.timing["reference_s"] += time.perf_counter() - t0
             info = {"params": p, "nfe": ran.calls, "sample_s": ran.sample_s}
-            if "method" in self.ref_desc:
-                info["method"] = self.ref_desc["method"]
+            if "method" in self.ref_desc:     # not the reference sampler: a method of its own
+                info.update(params=dict(p, sampler=None), method=self.ref_desc["method"])
             got = [ran.latent, None, info]
             if self.decoder_kind == "vae":    # decoded by the writer before any cell uses it (same thread)
                 self.post(self._finish_reference, key, got)

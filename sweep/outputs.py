@@ -29,20 +29,19 @@ def _fmt(v, spec):
 
 
 def caption(r):
-    """The text under a cell: steps, counted model calls, sampling seconds; then the distance to
-    the reference ("dist", explained in the title) and, with images, PSNR and SSIM of the 8-bit
-    pictures. Identical 8-bit pictures have no finite PSNR: said in words, beside a latent distance
-    that may still be above zero."""
+    """The text under a cell: steps and counted model calls; sampling seconds and the distance to
+    the reference ("dist", explained in the title); with images, PSNR and SSIM of the 8-bit
+    pictures. The title says what each is: a latent distance may be above zero where the 8-bit
+    pictures are equal (PSNR inf)."""
     if r["status"] != "ok":
         return "failed"
-    lines = [f"{r['params']['steps']} steps | {r['nfe']} calls | {r['sample_s']:.2f} s"]
+    lines = [f"{r['params']['steps']} steps | {r['nfe']} calls", f"{r['sample_s']:.2f} s"]
     if r.get("rel_rmse") is not None:
-        lines.append(f"dist {_fmt(r['rel_rmse'], '.1e')}")
+        lines[1] += f" | dist {_fmt(r['rel_rmse'], '.1e')}"
         if r.get("ssim") is not None:
             psnr = r.get("psnr")          # infinite (identical pixels) reads back from report.json as null
             same = psnr is None or psnr == float("inf")
-            lines.append(("PSNR - (same pixels)" if same else f"PSNR {_fmt(psnr, '.1f')} dB") +
-                         f" | SSIM {_fmt(r['ssim'], '.3f')}")
+            lines.append(f"PSNR {'inf' if same else _fmt(psnr, '.1f')} | SSIM {_fmt(r['ssim'], '.3f')}")
     return "\n".join(lines)
 
 
@@ -79,9 +78,10 @@ def _reference_text(run):
     if "method" in ref:
         what = f"reference: {ref['method']}"
     else:
-        what = f"reference: {ref['sampler']} x {ref['steps']} steps, {ref['scheduler']} ('{REF_MARK.strip()}': its own sampler)"
-    images = "; PSNR/SSIM: 8-bit pictures" if run.decoder_kind in ("vae", "lab") else ""
-    return what, "dist = latent RMSE / RMS of the reference" + images
+        what = (f"reference: {ref['sampler']} x {ref['steps']} steps, {ref['scheduler']}; its own row is marked "
+                f"{REF_MARK.strip()}")
+    images = "; PSNR (dB; inf = equal pixels), SSIM: 8-bit pictures" if run.decoder_kind in ("vae", "lab") else ""
+    return what, "dist: relative latent RMSE" + images
 
 
 def titles(run):
