@@ -84,7 +84,7 @@ if [ ! -x "$env_dir/venv/bin/python" ]; then
   "$py" -m venv "$env_dir/venv"
 fi
 "$env_dir/venv/bin/python" -m pip install -q -r "$lock"
-"$env_dir/venv/bin/python" -c "import torch, torchvision, aiohttp, pytest, isal, sklearn; print('labenv: torch', torch.__version__, 'torchvision', torchvision.__version__)"
+"$env_dir/venv/bin/python" -c "import torch, torchvision, aiohttp, pytest, sklearn; print('labenv: torch', torch.__version__, 'torchvision', torchvision.__version__)"
 if [ ! -f "$old_site/.done" ]; then
   rm -rf "$old_site"
   # shellcheck disable=SC2086
