@@ -31,11 +31,11 @@ def lab(parameterization="flow"):
     return model, pos, neg
 
 
-def sample(sampler, sigmas, parameterization="flow", seed=3, cfg=1.0, no_op_guidance=False):
+def sample(sampler, sigmas, parameterization="flow", seed=3, cfg=1.0, no_op_guidance=False, shape=(2, 4, 8, 8)):
     import comfy.sample
     import comfy.samplers
     model, pos, neg = lab(parameterization)
-    latent = torch.zeros(2, 4, 8, 8)
+    latent = torch.zeros(shape)
     noise = comfy.sample.prepare_noise(latent, seed)
     g = comfy.samplers.CFGGuider(model)
     g.set_conds(pos, pos if no_op_guidance else neg)
@@ -128,21 +128,22 @@ def test_split_node_bad_boundary(comfy, args, words):
     assert all(w in str(err.value) for w in words), str(err.value)
 
 
-def _two_model(k_mode, boundary, sampler_name="lab_res_2s", cfg=(1.0, 1.0), second=None):
+def _two_model(k_mode, boundary, sampler_name="lab_res_2s", cfg=(1.0, 1.0), second=None, shape=(2, 4, 8, 8)):
     import comfy.samplers
     model, pos, neg = lab("flow")
-    latent = {"samples": torch.zeros(2, 4, 8, 8)}
+    latent = {"samples": torch.zeros(shape)}
     return comfy_runtime.node("SamplerLabTwoModelSampler").sample(
         model, second or model, pos, neg, cfg[0], cfg[1], comfy.samplers.sampler_object(sampler_name), FLOW_SIGMAS,
         5, True, latent, k_mode, boundary, "custom")[0]["samples"]
 
 
-def test_two_model_split_at_the_end_equals_the_unsplit_run(comfy):
+@pytest.mark.parametrize("shape", [(2, 4, 8, 8), (2, 4, 3, 8, 8)])   # image and video latents
+def test_two_model_split_at_the_end_equals_the_unsplit_run(comfy, shape):
     import comfy.samplers
-    _, whole = sample(comfy.samplers.sampler_object("lab_res_2s"), FLOW_SIGMAS, seed=5)
-    assert torch.equal(_two_model("fraction", 1.0), whole)
-    assert torch.equal(_two_model("sigma", 0.0), whole)
-    halves = _two_model("sigma", 0.7)          # same model both sides: the same steps, handed over once
+    _, whole = sample(comfy.samplers.sampler_object("lab_res_2s"), FLOW_SIGMAS, seed=5, shape=shape)
+    assert torch.equal(_two_model("fraction", 1.0, shape=shape), whole)
+    assert torch.equal(_two_model("sigma", 0.0, shape=shape), whole)
+    halves = _two_model("sigma", 0.7, shape=shape)   # same model both sides: the same steps, handed over once
     assert (halves - whole).abs().max().item() < 1e-5
 
 
