@@ -1,7 +1,7 @@
 """phi-functions of exponential integrators and coefficients built from them (pure Python floats).
 
     phi_0(z) = e^z,   phi_{k+1}(z) = (phi_k(z) - 1/k!) / z,   phi_k(0) = 1/k!
-    (Hochbruck & Ostermann, "Exponential integrators", Acta Numerica 19 (2010) 209-286, eq. (2.10)).
+    (Hochbruck & Ostermann, "Exponential integrators", Acta Numerica 19 (2010) 209-286).
 
 phi_k(z) = sum_n z^n / (n + k)! is summed as a series for |z| < 1 (the recurrence cancels there) and
 by the recurrence otherwise. A Phi is one tableau coefficient: a sum of terms coef * prod phi_k(c z),

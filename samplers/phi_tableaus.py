@@ -2,7 +2,7 @@
 of tableaus.py; used by rk_exponential.py.
 
 An explicit exponential RK method for y' = L y + N(y) (Hochbruck & Ostermann 2005, SIAM J. Numer.
-Anal. 43(3):1069-1090, eq. (2.3); Acta Numerica 19 (2010) 209-286, Sec. 2.3) reads, with z = h L,
+Anal. 43(3):1069-1090; Acta Numerica 19 (2010) 209-286, Sec. 2.3) reads, with z = h L,
     Y_i     = e^{c_i z} y_n + h sum_j a_ij(z) N(Y_j),      y_{n+1} = e^{z} y_n + h sum_i b_i(z) N(Y_i),
 where a_ij and b_i are combinations of phi_k(c z) (phi.py; P(k, c) = phi_k(c z), P(k) = phi_k(z)).
 For the diffusion PF-ODE in the data-prediction form, y = x / alpha, time lambda = log(alpha/beta),
@@ -10,7 +10,7 @@ L = -1 and N = D (the denoiser): z = -h (DPM-Solver++, Lu et al. 2022, arXiv:221
 
 `order` is the classical order (what a step-count study on a smooth problem measures, and what the
 lab mixture measures: its L = -1 is not stiff); `stiff_order` is the highest order up to which the
-Hochbruck-Ostermann stiff order conditions (Acta Numerica 2010, Table 2.2: psi_j(z) = 0 and the
+Hochbruck-Ostermann stiff order conditions (Hochbruck & Ostermann 2005 and Acta Numerica 2010: psi_j(z) = 0 and the
 b_i J psi_{j,i} conditions) hold identically in z, checked in their scalar form in
 tests/test_rk_exponential.py. With z = 0 every tableau becomes a classical Butcher tableau of the same
 order (`underlying()`): the sampler uses it for a step from the flow start sigma = 1, where lambda = -inf.
@@ -80,8 +80,8 @@ RES_2S = _exp_tab("res_2s", 2, 2, [0, H], [[], [H * P(1, H)]], [P(1) - 2 * P(2),
 DPMPP_2S = _exp_tab("dpmpp_2s", 2, 1, [0, H], [[], [H * P(1, H)]], [0, P(1)],
                     "Lu et al. (2022), DPM-Solver++, arXiv:2211.01095, Alg. 1 (r = 1/2)")
 
-# ETD2RK, Cox & Matthews (2002), eq. (22): predictor = ETD1 (exponential Euler) to t + h.
-ETDRK2 = _exp_tab("etdrk2", 2, 2, [0, 1], [[], [P(1)]], [P(1) - P(2), P(2)], CM + ", ETD2RK eq. (22)")
+# ETD2RK, Cox & Matthews (2002): predictor = ETD1 (exponential Euler) to t + h.
+ETDRK2 = _exp_tab("etdrk2", 2, 2, [0, 1], [[], [P(1)]], [P(1) - P(2), P(2)], CM + ", ETD2RK")
 
 # DPM-Solver-3 (Lu et al. 2022, arXiv:2206.00927, Alg. 2, r1 = 1/3, r2 = 2/3) in the data-prediction
 # form of DPM-Solver++ (arXiv:2211.01095, Sec. 4 and its singlestep third-order update). The same
@@ -99,18 +99,18 @@ RES_3S = _exp_tab("res_3s", 3, 2, [0, H, T2],
                   [P(1) - F(3, 2) * P(2), 0, F(3, 2) * P(2)],
                   HO_ACTA + " (3-stage family, c2 = 1/2, c3 = 2/3)")
 
-# ETD3RK, Cox & Matthews (2002), eqs. (23)-(25) in phi form.
+# ETD3RK, Cox & Matthews (2002), in phi form.
 ETDRK3 = _exp_tab("etdrk3", 3, 2, [0, H, 1],
                   [[], [H * P(1, H)], [-P(1), 2 * P(1)]],
                   [P(1) - 3 * P(2) + 4 * P(3), 4 * P(2) - 8 * P(3), -P(2) + 4 * P(3)],
-                  CM + ", ETD3RK eqs. (23)-(25)")
+                  CM + ", ETD3RK")
 
-# ETDRK4, Cox & Matthews (2002), eqs. (26)-(29) in phi form (as in Hochbruck-Ostermann 2005, Sec. 5:
+# ETDRK4, Cox & Matthews (2002), in phi form (as in Hochbruck-Ostermann 2005, Sec. 5:
 # a41 = 1/2 phi_{1,3} (phi_{0,3} - 1), a43 = phi_{1,3}). Classical order 4; stiff order 2 only.
 ETDRK4 = _exp_tab("etdrk4", 4, 2, [0, H, H, 1],
                   [[], [H * P(1, H)], [0, H * P(1, H)], [H * P(1, H) * (P(0, H) - 1), 0, P(1, H)]],
                   [P(1) - 3 * P(2) + 4 * P(3), 2 * P(2) - 4 * P(3), 2 * P(2) - 4 * P(3), -P(2) + 4 * P(3)],
-                  CM + ", ETDRK4 eqs. (26)-(29)")
+                  CM + ", ETDRK4")
 
 # Hochbruck & Ostermann (2005), Sec. 5, their five-stage method of stiff order 4 (c = 0, 1/2, 1/2, 1, 1/2):
 # the best-founded five-stage exponential RK ("res_5s"). Classical order 4. In the strong form checked

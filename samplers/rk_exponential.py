@@ -6,7 +6,7 @@ alpha = 1 - sigma, beta = sigma), lambda = log(alpha / beta) and D(x, sigma) ~ x
 y = x / alpha and time lambda is semilinear with L = -1:
     dy/dlambda = -y + D                     (DPM-Solver++, Lu et al. 2022, arXiv:2211.01095, eq. (9):
                                               x_t = (sigma_t/sigma_s) x_s + sigma_t int e^lambda x_theta dlambda)
-so the explicit exponential RK method of Hochbruck & Ostermann (2005, eq. (2.3)) with z = -h,
+so the explicit exponential RK method of Hochbruck & Ostermann (2005) with z = -h,
 h = lambda' - lambda, and stage times lambda_i = lambda + c_i h reads in x-space
     X_i   = (beta_i / beta) x + alpha_i h sum_j a_ij(-h) K_j,     K_i = D(X_i, sigma_i)
     x_new = (beta' / beta) x + alpha' h sum_i b_i(-h) K_i

@@ -53,7 +53,7 @@ def test_phi_expression_algebra():
 # ---- tableau data: classical and stiff order conditions --------------------------------------
 
 def _stiff_residuals(tab, z):
-    """Hochbruck-Ostermann stiff order conditions (Acta Numerica 2010, Table 2.2) in scalar form,
+    """Hochbruck-Ostermann stiff order conditions (2005; Acta Numerica 2010) in scalar form,
     by order: order 1 includes the simplifying assumption sum_j a_ij = c_i phi_1(c_i z)."""
     a, b = tab.coefficients(z)
     c = [float(v) for v in tab.c]
@@ -221,7 +221,7 @@ def _dpmpp_3s(x, s, t, d0, D, kind, r1=1 / 3, r2=2 / 3):
 
 
 def _cm_weights(h):
-    """Cox-Matthews (2002) eqs. (25)/(29) brackets with L = -1: h^-2 L^-3 [...] for N_u, N_a(+b), N_c."""
+    """Cox-Matthews (2002) ETD3RK / ETDRK4 final-stage brackets with L = -1: h^-2 L^-3 [...] for N_u, N_a(+b), N_c."""
     E, L = math.exp(-h), -1.0
     k = 1.0 / (h ** 2 * L ** 3)
     return (k * (-4 - L * h + E * (4 - 3 * L * h + (L * h) ** 2)), k * (2 + L * h + E * (-2 + L * h)),
@@ -229,7 +229,7 @@ def _cm_weights(h):
 
 
 def _etd(x, s, t, d0, D, kind, stages):
-    """Cox & Matthews (2002) ETD2RK (22), ETD3RK (23)-(25), ETDRK4 (26)-(29) on y = x / alpha,
+    """Cox & Matthews (2002) ETD2RK, ETD3RK, ETDRK4 as the paper writes them, on y = x / alpha,
     y' = -y + D (L = -1): (e^{Lh} - 1) / L = 1 - e^{-h}."""
     lam, h = _lam(kind, s), _lam(kind, t) - _lam(kind, s)
     m = _sig(kind, lam + h / 2)
