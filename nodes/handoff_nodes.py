@@ -57,7 +57,8 @@ def switch_index(sigmas, mode, boundary, preset="custom", model=None):
 
 def boundary_inputs():
     return {"mode": (list(MODES), {"default": "sigma", "tooltip": _TIP_MODE}),
-            "boundary": ("FLOAT", {"default": 0.875, "min": 0.0, "max": 10000.0, "step": 0.005, "tooltip": _TIP_BOUNDARY}),
+            "boundary": ("FLOAT", {"default": 0.875, "min": 0.0, "max": 10000.0, "step": 0.005,
+                                   "tooltip": _TIP_BOUNDARY}),
             "preset": (list(PRESETS), {"default": "custom", "tooltip": _TIP_PRESET})}
 
 
@@ -102,7 +103,8 @@ class SamplerLabTwoModelSampler:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model_high": ("MODEL", {"tooltip": "The model for the high-noise steps (Wan 2.2: the high_noise expert)."}),
+            "model_high": ("MODEL", {"tooltip": "The model for the high-noise steps (Wan 2.2: the high_noise "
+                                                "expert)."}),
             "model_low": ("MODEL", {"tooltip": "The model for the low-noise steps (Wan 2.2: the low_noise expert; "
                                                "SDXL: the refiner)."}),
             "positive": ("CONDITIONING", {"tooltip": "Positive conditioning, used by both models."}),

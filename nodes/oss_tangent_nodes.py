@@ -10,8 +10,8 @@ class SamplerLabOptimalSteps(_ScheduleNode):
                    "schedules, log-linear interpolated to any step count; in the dropdown as lab_oss_*.")
     PARAMS = {"model_type": (list(MODEL_TYPES), {"default": "flux", "tooltip": "Which published table."}),
               "mapping": (list(MAPPINGS), {"default": "model", "tooltip":
-                          "model: ends pinned to this model's sigma range (the dropdown's choice); table: the values as "
-                          "published, like core's OptimalStepsScheduler."})}
+                          "model: ends pinned to this model's sigma range (the dropdown's choice); table: the "
+                          "values as published, like core's OptimalStepsScheduler."})}
 
     def compute(self, ms, n, model_type, mapping):
         return oss(ms, n, model_type=model_type, mapping=mapping)

@@ -181,7 +181,8 @@ def test_chain_carries_the_noise_path_across_the_switch(comfy):
 def test_chain_mixes_core_and_pack_samplers(comfy):
     import comfy.samplers
     chained = comfy_runtime.node("SamplerLabSamplerChain").get_sampler(
-        comfy.samplers.sampler_object("euler_ancestral"), comfy.samplers.sampler_object("lab_res_3s"), "fraction", 0.4)[0]
+        comfy.samplers.sampler_object("euler_ancestral"), comfy.samplers.sampler_object("lab_res_3s"),
+        "fraction", 0.4)[0]
     _, one = sample(chained, FLOW_SIGMAS, seed=9)
     _, two = sample(chained, FLOW_SIGMAS, seed=9)
     assert torch.equal(one, two) and torch.isfinite(one).all()
