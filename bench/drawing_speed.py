@@ -1,14 +1,17 @@
-"""Benchmark (dev tool, not a test): how long the step sweep's drawing takes, best of N.
+"""Benchmark (dev tool, not a test): how long the step sweep's pictures take, best of N: drawing
+with Pillow (sweep/grid.py, sweep/chart.py) and writing them as PNGs the way ComfyUI's SaveImage
+does (Pillow, compress level 4). No millisecond targets: the sweep's one speed target is its whole
+own work against its cells' sampling time (bench/sweep_overhead.py); this tells where it goes.
 
-Cases (targets from the sweep's end-of-run budget):
-  grid 4x4      draw_grid, 4x4 cells of 128 px, 3-line captions, headers, 3-line title (<= 1.5 ms).
+Cases:
+  grid 4x4      draw_grid, 4x4 cells of 128 px, 3-line captions, headers, 3-line title.
                 "same" redraws the same grid (wrapped lines and widths cached, as in the node,
                 whose GridLayout wraps every caption first); "fresh" draws new caption numbers
                 every run (layout built outside the timing, like the node does).
   layout 4x4    GridLayout for that grid with fresh captions (wraps every caption once).
   grid 10x10    draw_grid, 10x10 cells of 384 px, long sampler names.
-  chart         draw_chart, 4 series x 4 points, both panels, legend, tolerance line (<= 2 ms).
-The very first draws of a process are printed apart: they render each glyph once with Pillow.
+  chart         draw_chart, 4 series x 4 points, both panels, legend, tolerance line.
+  png           the 4x4 grid, the 10x10 grid and the chart as PNG bytes with workflow metadata.
 torch is not used by the drawing; if it is installed it is held to 1 thread anyway, as in the
 sweep's own measurements.
 
@@ -24,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import sweep  # noqa: E402
+from sweep.cache import png_bytes  # noqa: E402
 from sweep.grid import GridLayout, draw_grid  # noqa: E402
 
 SAMPLERS = ["euler", "heun", "dpmpp_2m_sde_heun_gpu", "lab_rk4", "euler_ancestral", "dpmpp_3m_sde",
@@ -94,21 +98,25 @@ def main():
     t = time.perf_counter()
     _chart(series)
     t_chart = time.perf_counter() - t
-    print(f"first draws in this process (glyphs rendered by Pillow once): grid 4x4 {t_grid * 1e3:.1f} ms, "
+    print(f"first draws in this process (fonts loaded once): grid 4x4 {t_grid * 1e3:.1f} ms, "
           f"chart {t_chart * 1e3:.1f} ms")
+    meta = {"prompt": "{}" * 500, "workflow": "{}" * 2000}
+    small, big, chart = draw_grid(*cold), draw_grid(*_grid_case(10, 384, False)()), _chart(series)
     cases = [
-        ("grid 4x4 of 128 px, same captions", draw_grid, _grid_case(4, 128, False), n, 1.5),
-        ("grid 4x4 of 128 px, fresh captions", draw_grid, _grid_case(4, 128, True), n, 1.5),
-        ("GridLayout 4x4, fresh captions", GridLayout, _layout_args, n, None),
-        ("grid 10x10 of 384 px", draw_grid, _grid_case(10, 384, False), max(5, n // 20), None),
-        ("chart 4 series x 4 points", _chart, lambda: (series,), n, 2.0),
+        ("grid 4x4 of 128 px, same captions", draw_grid, _grid_case(4, 128, False), n),
+        ("grid 4x4 of 128 px, fresh captions", draw_grid, _grid_case(4, 128, True), n),
+        ("GridLayout 4x4, fresh captions", GridLayout, _layout_args, n),
+        ("grid 10x10 of 384 px", draw_grid, _grid_case(10, 384, False), max(5, n // 20)),
+        ("chart 4 series x 4 points", _chart, lambda: (series,), n),
+        (f"png of the grid 4x4 {small.shape[1]}x{small.shape[0]}", png_bytes, lambda: (small, meta), max(5, n // 4)),
+        (f"png of the grid 10x10 {big.shape[1]}x{big.shape[0]}", png_bytes, lambda: (big, meta), max(3, n // 40)),
+        (f"png of the chart {chart.shape[1]}x{chart.shape[0]}", png_bytes, lambda: (chart, meta), max(5, n // 4)),
     ]
-    for name, fn, make, reps, target in cases:
+    for name, fn, make, reps in cases:
         make()                                           # warm the caches of what is not timed
-        fn(*make())                                      # first draw renders the glyphs
+        fn(*make())
         b, med = best(fn, make, reps)
-        verdict = "" if target is None else ("  target <= %.1f ms: %s" % (target, "ok" if b <= target else "MISSED"))
-        print(f"{name:40s} best {b:7.3f} ms  median {med:7.3f} ms  ({reps} runs){verdict}")
+        print(f"{name:40s} best {b:7.3f} ms  median {med:7.3f} ms  ({reps} runs)")
 
 
 def _layout_args():

@@ -21,7 +21,8 @@ OUTPUTS = {
     "Note": [],
     "PreviewAny": [],
     "SamplerLabStepSweep": [("grid", "IMAGE"), ("images", "IMAGE"), ("chart", "IMAGE"), ("report", "STRING"),
-                            ("recommended_steps", "INT")],
+                            ("recommended_steps", "INT"), ("recommended_sampler", "COMBO"),
+                            ("recommended_scheduler", "COMBO"), ("recommended_model_calls", "INT")],
 }
 
 
@@ -112,9 +113,12 @@ def lab_step_sweep():
     g.note("Sampler Lab - step sweep (no checkpoint needed)\n\n"
            "Columns: steps 4, 8, 16, 32. Rows: euler, dpmpp_2m, heun, lab_rk4. Same seed everywhere.\n"
            "Under each cell: model calls actually counted (heun and lab_rk4 call the model 2 and 4 times per "
-           "step), sampling time, and d = distance to the reference (lab_rk4, 48 steps; PSNR/SSIM in image space).\n\n"
+           "step), sampling time, and dist = distance to the reference (the lab model's ODE solved to high accuracy, "
+           "48 RK4 steps in log sigma, so lab_rk4's row is not measured against itself; PSNR/SSIM in image space).\n\n"
            "Look at: where each row stops changing; the chart's left panel (distance vs steps, log scale) with the "
-           "dashed tolerance line; 'Recommended steps' = the fewest steps within tolerance for the cheapest sampler. "
+           "dashed tolerance line; 'Recommended steps' = the steps of the sampler/scheduler that reaches the tolerance "
+           "at the fewest model calls (the node also outputs that sampler, scheduler and its model calls, ready for "
+           "a KSampler). "
            "Turn on equal_cost to compare at the same number of model calls instead of steps.\n\n"
            "Files: output/sampler_lab/step_sweep_<digest>/ holds grid.png, chart.png, report.json, report.csv and "
            "every finished cell (a fast model's in batches); queue again after an interrupt and finished cells are "

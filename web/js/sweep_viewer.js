@@ -1,13 +1,14 @@
 // Sampler Lab: sweep result viewer on the Step Sweep node.
 //
 // After a SamplerLabStepSweep node runs, the node's UI payload ui.sampler_lab_sweep (built by
-// viewer_payload() in nodes/sweep_nodes.py: per-cell settings, metrics and where each cell sits
-// in the grid image) is drawn as a panel of cells: the cell's crop of the saved grid image (loaded
+// viewer_payload() in sweep/outputs.py: per-cell settings, metrics and where each cell sits in the
+// grid image, and the recommendation whole) is drawn as a panel of cells: the cell's crop of the saved grid image (loaded
 // through the server's /view), or a tile coloured by its distance while the image loads or when it
 // cannot. Hovering a cell shows its settings, sampling time, counted model calls (NFE), distance to
 // the reference and PSNR/SSIM; clicking it copies sampler_name / scheduler / steps / cfg / denoise
 // onto the KSampler chosen in the panel's dropdown (default: the selected KSampler, else the first
-// one in the graph). No payload (an older pack, a failed run): no panel, nothing else happens.
+// one in the graph). The bar above the cells shows the recommendation (sampler / scheduler, steps,
+// model calls) until a cell is copied. No payload (an older pack, a failed run): no panel.
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 import { LAB_THEME, addCanvasPanel, chainNodeCallback, findWidget } from "./lab_widgets.js";
@@ -172,9 +173,20 @@ function drawViewer(ctx, width, height, panel) {
   }
   ctx.fillStyle = LAB_THEME.muted;
   ctx.textBaseline = "bottom";
-  const ref = data.reference?.sampler && data.reference.sampler !== "none"
-    ? `d = ${data.metric ?? "distance"} to ${data.reference.sampler} x ${data.reference.steps}` : "no reference";
-  ctx.fillText(`${ref} | recommended steps ${data.recommended_steps ?? "-"} | click a cell to copy`.slice(0, 120), 2, height - 1);
+  ctx.fillText(`${referenceText(data)} | click a cell to copy`.slice(0, 120), 2, height - 1);
+}
+
+/** What the distances are measured against: a method of its own (lab models) or a sampler run. */
+function referenceText(data) {
+  if (!data.reference?.sampler || data.reference.sampler === "none") return "no reference";
+  const to = data.reference_method ?? `${data.reference.sampler} x ${data.reference.steps} (its row: ref)`;
+  return `d = ${data.metric ?? "distance"} to ${to}`;
+}
+
+/** The answer whole: sampler / scheduler, steps, counted model calls (older payloads: steps only). */
+function recommendationText(data) {
+  if (data.recommendation_text) return `recommended: ${data.recommendation_text}`;
+  return `recommended steps ${data.recommended_steps ?? "-"}`;
 }
 
 function cardLines(panel, cell) {
@@ -188,8 +200,10 @@ function cardLines(panel, cell) {
   } else {
     lines.push([`NFE ${cell.nfe} (counted model calls)`]);
     lines.push([`time ${fmt(cell.sample_s, 4)} s (sampling)`]);
-    const ref = data.reference?.sampler && data.reference.sampler !== "none" ? ` to ${data.reference.sampler} x ${data.reference.steps}` : "";
+    const ref = data.reference?.sampler && data.reference.sampler !== "none"
+      ? ` to ${data.reference_method ? `${data.reference_method}, instead of ` : ""}${data.reference.sampler} x ${data.reference.steps}` : "";
     lines.push([cell.rel_rmse == null ? "distance - (no reference)" : `distance ${fmt(cell.rel_rmse, 3, "exp")} (relative RMSE${ref})`]);
+    if (cell.is_reference_sampler) lines.push(["(the reference's own sampler: measured against its own method)"]);
     if (cell.psnr != null || cell.ssim != null) lines.push([`PSNR ${fmt(cell.psnr, 2, "fixed")} dB | SSIM ${fmt(cell.ssim, 4, "fixed")}`]);
     if (cell.source === "cache") lines.push(["(resumed from the sweep folder)"]);
   }
@@ -343,7 +357,8 @@ function showResults(node, message) {
     return img;
   });
   refreshTargets(panel);
-  panel.status.textContent = "";
+  panel.status.textContent = recommendationText(data);
+  panel.status.title = panel.status.textContent;
   hideCard(panel);
   panel.redraw();
   node.setDirtyCanvas?.(true, true);
