@@ -11,4 +11,4 @@ cd "$root"
 SAMPLER_LAB_COMFYUI="$root/.labenv/ComfyUI-0.3.52" exec "$root/.labenv/venv/bin/python" -m pytest -p no:cacheprovider \
   tests/test_comfy_registration.py tests/test_comfy_other_packs.py tests/test_comfy_api_record.py \
   tests/test_comfy_sampler_nodes.py tests/test_comfy_schedule_nodes.py tests/test_comfy_lab_model.py \
-  tests/test_server.py "$@"
+  tests/test_comfy_handoff_chain.py tests/test_server.py "$@"

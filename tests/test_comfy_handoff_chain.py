@@ -91,7 +91,8 @@ def test_oss_node_table_mapping_equals_core_node(comfy):
         for steps in (7, 10, 20):
             ours = comfy_runtime.node("SamplerLabOptimalSteps").schedule(model, steps, 1.0, model_type=model_type,
                                                                         mapping="table")[0]
-            theirs = core.execute(core_type, steps, 1.0)[0]
+            run = core.execute if hasattr(core, "execute") else getattr(core(), core.FUNCTION)  # V3 / V1 (0.3.52)
+            theirs = run(core_type, steps, 1.0)[0]
             assert torch.allclose(ours, theirs.float(), rtol=1e-6, atol=0), (model_type, steps)
 
 
