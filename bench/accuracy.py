@@ -29,7 +29,7 @@ FAMILIES = ("mixture", "labnet")
 PARAMETERIZATIONS = ("eps", "flow")   # v equals eps on the exact model in x-space: checked, not re-ranked
 CFGS = (1.0, 3.0)
 NFES = (5, 8, 10, 20)
-BATCH = {"labnet": 32, "mixture": 12}      # per unit; the mixture pools 3 mixtures (36 samples per pair)
+BATCH = {"labnet": 32, "mixture": 8}       # per unit; the mixture pools 3 mixtures (24 samples per pair)
 QUALITY_BATCH = 200                          # Lab Net class accuracy / FD-digits samples (20 per digit)
 OPTIMIZER_SAMPLERS = ("lab_dpmpp2m_unic", "dpmpp_2m")
 OPTIMIZER_SETTINGS = {"grid_points": 48, "calibration_noises": 8, "seed": 123}   # the node's defaults but the seed
@@ -345,7 +345,7 @@ def markdown(rows, head, meta, quick, family):
     lines = [
         f"# Accuracy on {TITLE[family]}" + (" - QUICK smoke run, not a result" if quick else ""),
         "",
-        f"Run {meta['date']} on {meta['machine']}; {meta['seconds'] / 60:.1f} min for both models. Written by",
+        f"Run {meta['date']} on {meta['machine']}; {meta['seconds'] / 60:.1f} min of benchmark time in all. Written by",
         "`bench/accuracy.py`: every number below is computed by this run.",
         "",
         "## Method",
@@ -478,7 +478,11 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="smoke-sized run (a few pairs, NFE 5 and 10)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default=common.RESULTS)
+    ap.add_argument("--combine", nargs="+", metavar="JSON", help="write the reports of earlier runs (one per model, "
+                    "e.g. run in parallel) together: their accuracy.json files; no sampling")
     args = ap.parse_args(argv)
+    if args.combine:
+        return combine(args.combine, args.out)
     t0 = time.time()
     fams = FAMILIES if args.model == "both" else (args.model,)
     nfes = NFES if not args.quick else (5, 10)
@@ -510,6 +514,32 @@ def main(argv=None):
         json.dump({"meta": meta, "rows": rows, "headline": heads,
                    "targets": {f: targets(heads[f]) for f in fams}}, fh, default=str)
     plot(heads, os.path.join(args.out, f"accuracy{suffix}.png"))
+    return 0
+
+
+def combine(paths, out):
+    """One set of reports from runs made separately (each model in its own process): rows, headlines and
+    unit metadata are concatenated as written; nothing is re-measured."""
+    rows, heads, units, seconds, meta = [], {}, [], 0.0, None
+    for path in paths:
+        with open(path) as fh:
+            data = json.load(fh)
+        rows += data["rows"]
+        heads.update(data["headline"])
+        units += data["meta"]["units"]
+        seconds += data["meta"]["seconds"]
+        meta = meta or dict(data["meta"])
+    meta.update(units=units, seconds=seconds)
+    os.makedirs(out, exist_ok=True)
+    for f in heads:
+        common.write_text(os.path.join(out, f"accuracy_{f}.md"), markdown(rows, heads[f], meta, meta["quick"], f))
+    if len(heads) == 2:
+        common.write_text(os.path.join(out, "accuracy_carry_over.md"), carry_over(rows, heads))
+    summary = {"meta": {k: v for k, v in meta.items() if k != "units"}, "units": units, "headline": heads,
+               "targets": {f: targets(heads[f]) for f in heads}}
+    with open(os.path.join(out, "accuracy_summary.json"), "w") as fh:
+        json.dump(summary, fh, default=str, indent=1)
+    plot(heads, os.path.join(out, "accuracy.png"))
     return 0
 
 
