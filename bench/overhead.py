@@ -5,8 +5,9 @@ and Flux (16x128x128) latent sizes, with a stand-in model of known cost (bench/s
     .labenv/venv/bin/python bench/overhead.py [--quick] [--device cuda]
 
 overhead = (sampler wall time - time inside the model) / steps, median of --repeats runs; reported in
-ms per step, ms per model call, as a fraction of a nominal GPU-class model step (NOMINAL_STEP_MS,
-override with --step-ms) and as a ratio to the matching core sampler (per model call: equal cost).
+ms per step, ms per model call, as a fraction of a model step of stated cost MEASURED ON THE SAME DEVICE
+(a stand-in call sized to take about --step-ms, 50 ms by default: where users are) and as a ratio to the
+matching core sampler (per model call: equal cost). GPU figures only come from --device cuda.
 Writes bench/results/overhead.{json,md}.
 """
 import argparse
@@ -23,10 +24,23 @@ from bench import common  # noqa: E402
 from bench.standin import StandInModel  # noqa: E402
 
 SIZES = {"SD1.5": ((1, 4, 64, 64), "eps"), "SDXL": ((1, 4, 128, 128), "eps"), "Flux": ((1, 16, 128, 128), "flow")}
-# Nominal model step (one CFG step, cond+uncond batched, fp16, 1024^2 for SDXL/Flux, 512^2 for SD1.5) on an
-# RTX 4090 / A100-class GPU, in ms. Our assumption (order of magnitude from public it/s figures), not a
-# measurement: pass --step-ms to use your own. The fraction is overhead per model call / this.
-NOMINAL_STEP_MS = {"SD1.5": 50.0, "SDXL": 120.0, "Flux": 450.0}
+STEP_MS = 50.0   # the model step the fraction is taken of: a stand-in call of about this cost, measured here
+
+
+def calibrated_step_ms(ms, flow, device, target_ms, calls=5):
+    """(measured ms per call, work) of a stand-in model whose call costs about target_ms on this device."""
+    work = 256
+    while True:
+        model = StandInModel(ms, flow, device, work=work)
+        x = torch.zeros(1, 4, 8, 8, device=device)
+        for _ in range(calls + 1):
+            model(x, torch.tensor([1.0], device=device))
+        per_call = 1e3 * model.model_seconds / model.calls
+        if per_call >= 0.9 * target_ms or work >= 8192:
+            return per_call, work
+        work = int(work * min(2.0, max(1.15, (target_ms / per_call) ** (1 / 3))))
+
+
 # Pack sampler -> the ComfyUI sampler that does the same job (same family / same stage count).
 MATCH = {
     "lab_plms": "ipndm", "lab_pndm": "ipndm", "lab_plms_unic": "uni_pc", "lab_euler_unic": "uni_pc",
@@ -84,7 +98,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--step-ms", type=float, default=None, help="model step time (ms) for every size")
+    ap.add_argument("--step-ms", type=float, default=STEP_MS, help="cost (ms) of the stand-in model step the "
+                    "overhead is a fraction of, measured on this device")
     ap.add_argument("--out", default=common.RESULTS)
     ap.add_argument("--samplers", default=None, help="only these pack samplers (comma list), e.g. the SDE rows")
     a = ap.parse_args(argv)
@@ -100,12 +115,12 @@ def main(argv=None):
     repeats, steps = (2, 4) if a.quick else (a.repeats, a.steps)
     dtype = torch.float16 if a.device == "cuda" else torch.float32
     t0, rows = time.perf_counter(), []
+    step_ms, work = calibrated_step_ms(model_sampling("eps"), False, a.device, a.step_ms if not a.quick else 5.0)
     for size, (shape, param) in sizes.items():
         ms = model_sampling(param)
         model = StandInModel(ms, param == "flow", a.device)
         sigmas = comfy.samplers.calculate_sigmas(ms, "karras", steps).to(a.device)
         x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(a.device, dtype) * float(sigmas[0])
-        step_ms = a.step_ms or NOMINAL_STEP_MS[size]
         cache = {}
         for p, c in pairs:
             for n in (p, c):
@@ -117,7 +132,7 @@ def main(argv=None):
                          "ratio": rp["overhead_ms_per_call"] / max(rc["overhead_ms_per_call"], 1e-9)})
     meta = {"machine": common.machine(a.device), "device": a.device, "dtype": str(dtype), "date": common.today(),
             "comfyui": common.comfy_version(), "seconds": time.perf_counter() - t0, "steps": steps,
-            "repeats": repeats, "schedule": "karras", "nominal_step_ms": NOMINAL_STEP_MS, "step_ms": a.step_ms}
+            "repeats": repeats, "schedule": "karras", "step_ms": step_ms, "step_work": work}
     md = markdown(rows, meta)
     tag = "" if a.device == "cpu" else "_" + a.device
     common.write_text(os.path.join(a.out, f"overhead{tag}.md"), md + "\n")
@@ -135,9 +150,11 @@ def markdown(rows, meta):
     model_ms = {r["size"]: r["pack"]["model_ms_per_call"] for r in rows}
     head = (f"Sampler overhead: {meta['machine']}, {meta['dtype']}; ComfyUI {meta['comfyui']}; {meta['date']}; "
             f"{meta['steps']} karras steps, median of {meta['repeats']} runs, {meta['seconds']:.0f} s. Overhead = "
-            "sampler wall time minus time inside the stand-in model, per model call (ms). Fraction = that / a "
-            f"nominal GPU-class model step ({', '.join(f'{k} {v:g} ms' for k, v in meta['nominal_step_ms'].items())}"
-            "). Stand-in model cost per call here: "
+            "sampler wall time minus time inside the stand-in model, per model call (ms). Fraction = that / the "
+            f"measured cost of one stand-in model step on this same device, {meta['step_ms']:.1f} ms (a "
+            f"{meta['step_work']}x{meta['step_work']} matmul workload sized to about 50 ms: a model step where users "
+            "are; CPU overhead against a CPU step, never against an assumed GPU time). The stand-in used while "
+            "timing the samplers costs per call: "
             + ", ".join(f"{k} {v:.2f} ms" for k, v in model_ms.items()) + ".")
     return head + "\n\n" + common.md_table(
         ["size", "pack sampler", "ms/call", "core match", "ms/call", "pack / core", "of a model step",
