@@ -28,11 +28,11 @@ The last step is not corrected (its m would cost a call), as in UniPC. When it g
 the base's final step works from the corrected x_{n-1} but only has m = D(x~): with m alone the
 last correction would be lost (a final DDIM step returns m). The base is handed
 m + (x_corr - x~) / alpha instead, the denoised that the corrected point has at the same eps, so the
-correction reaches the output (4x lower error at NFE 10 in bench/accuracy.py). The correction is
-made of model differences, so a half-precision model's rounding reaches the output more strongly:
-for UniC-1/2 it stays within core's fixed-step samplers (5 steps, fp16 model: lab_dpmpp2m_unic
-1.6e-3 off the fp32 result, core ipndm 2.8e-3), for UniC-3 it is 4x past them (1.2e-2), so the
-hand-off is made up to order MAX_HANDOFF_ORDER = 2 (tests/test_reliability_inputs.py).
+correction reaches the output (bench/accuracy.py measures it on and off, `unic_handoff=False`, on the
+exact mixture and on the learned Lab Net). The correction is made of model differences, so a
+half-precision model's rounding reaches the output more strongly; the hand-off is made up to order
+MAX_HANDOFF_ORDER = 2, where tests/test_reliability_inputs.py bounds an fp16 / bf16 model's
+deviation from fp32 (UniC-3 with the hand-off did not stay within that bound).
 A flow step starting at sigma = 1 (lambda = -inf) is not corrected.
 """
 import inspect
