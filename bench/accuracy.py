@@ -477,6 +477,7 @@ def main(argv=None):
     ap.add_argument("--model", choices=("both",) + FAMILIES, default="both")
     ap.add_argument("--quick", action="store_true", help="smoke-sized run (a few pairs, NFE 5 and 10)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--params", default=",".join(PARAMETERIZATIONS), help="subset, e.g. eps (for parallel runs)")
     ap.add_argument("--out", default=common.RESULTS)
     ap.add_argument("--combine", nargs="+", metavar="JSON", help="write the reports of earlier runs (one per model, "
                     "e.g. run in parallel) together: their accuracy.json files; no sampling")
@@ -486,7 +487,7 @@ def main(argv=None):
     t0 = time.time()
     fams = FAMILIES if args.model == "both" else (args.model,)
     nfes = NFES if not args.quick else (5, 10)
-    params = PARAMETERIZATIONS if not args.quick else ("eps",)
+    params = tuple(p for p in args.params.split(",") if p in PARAMETERIZATIONS) if not args.quick else ("eps",)
     jobs = [(f, p, c, nfes, args.quick) for f in fams for p in params for c in CFGS]
     if args.workers > 1:
         with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
@@ -525,7 +526,8 @@ def combine(paths, out):
         with open(path) as fh:
             data = json.load(fh)
         rows += data["rows"]
-        heads.update(data["headline"])
+        for fam, hs in data["headline"].items():
+            heads.setdefault(fam, []).extend(hs)
         units += data["meta"]["units"]
         seconds += data["meta"]["seconds"]
         meta = meta or dict(data["meta"])
