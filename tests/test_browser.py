@@ -9,7 +9,12 @@ clicking and writes a report; the tests below assert on it and check screenshot 
 - the sweep viewer on the step sweep node shows a cell's NFE, time and distance on hover (the
   numbers of the node's report) and a click copies the cell's settings onto a KSampler;
 - without the pack's preview route the page still works: no panel, no request, no error.
-Screenshots: test-artifacts/browser/ (git-ignored). Needs scripts/setup_browser.sh (test.sh runs it).
+Run four times: the frontend ComfyUI 0.3.75 ships (1.32.9) and the newest one on PyPI (pinned in
+scripts/setup_browser.sh, served with main.py --front-end-root), each with the Vue node renderer
+(setting Comfy.VueNodes.Enabled) off and on. Console and page errors are judged by origin (the
+pack's files, routes and node types), not silenced by text; the rest is kept in the report.
+Screenshots: test-artifacts/browser/<frontend>-<renderer>/ (git-ignored). Needs
+scripts/setup_browser.sh (test.sh runs it).
 """
 import glob
 import json
@@ -30,7 +35,16 @@ from comfy_server import ComfyServer  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 PLAYWRIGHT_CORE = os.path.join(ROOT, ".labenv", "node", "node_modules", "playwright-core")
 DRIVER = os.path.join(ROOT, "tests", "browser", "driver.mjs")
-ARTIFACTS = os.path.join(ROOT, "test-artifacts", "browser")
+ARTIFACTS_ROOT = os.path.join(ROOT, "test-artifacts", "browser")
+SHIPPED_FRONTEND = "1.32.9"
+NEWEST_FRONTEND = re.search(r'NEWEST_FRONTEND_VERSION="([^"]+)"',
+                            open(os.path.join(ROOT, "scripts", "setup_browser.sh")).read()).group(1)
+FRONTENDS = {SHIPPED_FRONTEND: None,
+             NEWEST_FRONTEND: os.path.join(ROOT, ".labenv", "frontends", NEWEST_FRONTEND, "static")}
+# (frontend version, Vue node renderer on)
+CONFIGS = [(SHIPPED_FRONTEND, False), (SHIPPED_FRONTEND, True), (NEWEST_FRONTEND, False), (NEWEST_FRONTEND, True)]
+ARTIFACTS = ARTIFACTS_ROOT   # the current configuration's folder (set by the report fixture)
+DRIVER_TIMEOUT_S = 900   # four workflows run from the page; the Vue renderer on a busy 2-core machine is slow
 WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
 SERIES_RGB = (0x4F, 0xC3, 0xF7)  # LAB_THEME.series[0] in web/js/lab_widgets.js
 SD_SIGMA_MAX = 14.6146  # SD1.5 / SDXL scaled-linear table: sigma at t = 999
@@ -44,19 +58,20 @@ def _name(path):
 
 def _missing_prerequisites():
     missing = [p for p in (CHROMIUM, os.path.join(PLAYWRIGHT_CORE, "package.json"),
-                           os.path.join(ROOT, ".labenv", "ComfyUI", "main.py")) if not os.path.exists(p)]
+                           os.path.join(ROOT, ".labenv", "ComfyUI", "main.py"),
+                           os.path.join(FRONTENDS[NEWEST_FRONTEND], "index.html")) if not os.path.exists(p)]
     if shutil.which("node") is None:
         missing.append("node")
     return missing
 
 
-def run_browser(server_factory, tmp_dir):
+def run_browser(server_factory, tmp_dir, vue_nodes=False):
     """Start a server (server_factory(out_dir, user_dir) -> ComfyServer), run the driver, return its report."""
     user_dir = os.path.join(tmp_dir, "user")
     for sub in ("workflows", "subgraphs"):  # a fresh user dir without these makes the frontend log 404s
         os.makedirs(os.path.join(user_dir, "default", sub), exist_ok=True)
     with open(os.path.join(user_dir, "default", "comfy.settings.json"), "w") as f:
-        json.dump({"Comfy.TutorialCompleted": True}, f)
+        json.dump({"Comfy.TutorialCompleted": True, "Comfy.VueNodes.Enabled": vue_nodes}, f)
     with open(os.path.join(user_dir, "default", "comfy.templates.json"), "w") as f:
         json.dump([], f)
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
@@ -67,7 +82,7 @@ def run_browser(server_factory, tmp_dir):
     config = {
         "playwrightCore": PLAYWRIGHT_CORE, "chromium": CHROMIUM, "artifacts": ARTIFACTS, "results": results,
         "workflows": [{"path": p, "name": _name(p), "lab": p in lab} for p in WORKFLOWS],
-        "queueTimeoutMs": 150000,
+        "queueTimeoutMs": 300000,
         "preview": {"workflow": preview_wf, "scheduler_a": "karras", "scheduler_b": "lab_ays_sd15", "steps_c": 6,
                     "sigmas_nodes": ["SamplerLabAlignYourSteps", "BasicScheduler"]},
         "degrade": True,
@@ -78,7 +93,10 @@ def run_browser(server_factory, tmp_dir):
         cfg_path = os.path.join(tmp_dir, "driver.json")
         with open(cfg_path, "w") as f:
             json.dump(config, f)
-        proc = subprocess.run(["node", DRIVER, cfg_path], capture_output=True, text=True, timeout=420)
+        try:
+            proc = subprocess.run(["node", DRIVER, cfg_path], capture_output=True, text=True, timeout=DRIVER_TIMEOUT_S)
+        except subprocess.TimeoutExpired as e:   # the driver's partial report says where it stopped
+            proc = subprocess.CompletedProcess(e.cmd, -9, str(e.stdout or ""), f"driver timed out after {e.timeout} s")
         log = srv.log_text()
     with open(os.path.join(ARTIFACTS, "comfyui.log"), "w") as f:
         f.write(log)
@@ -91,16 +109,29 @@ def run_browser(server_factory, tmp_dir):
     return report
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def _config_id(config):
+    return f"frontend-{config[0]}-{'vue' if config[1] else 'litegraph'}"
+
+
+@pytest.fixture(scope="module", params=CONFIGS, ids=_config_id)
+def report(request, tmp_path_factory):
+    global ARTIFACTS
     missing = _missing_prerequisites()
     if missing:
         message = f"browser test prerequisites missing: {missing}; run scripts/setup_browser.sh"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    rep = run_browser(lambda out, user: ComfyServer(out, user_dir=user), str(tmp_path_factory.mktemp("browser")))
+    frontend, vue_nodes = request.param
+    ARTIFACTS = os.path.join(ARTIFACTS_ROOT, _config_id(request.param))
+    extra = ["--front-end-root", FRONTENDS[frontend]] if FRONTENDS[frontend] else []
+    rep = run_browser(lambda out, user: ComfyServer(out, user_dir=user, extra_args=extra),
+                      str(tmp_path_factory.mktemp("browser")), vue_nodes=vue_nodes)
+    with open(os.path.join(ARTIFACTS, "foreign_errors.json"), "w") as f:
+        json.dump(rep.get("foreign"), f, indent=1)
     assert rep["fatal"] is None, rep["fatal"] + "\n" + rep["driver_stderr"]
+    assert rep["frontend"] == frontend, (rep["frontend"], frontend)
+    assert rep["vueNodes"] == vue_nodes, rep["vueNodes"]
     return rep
 
 

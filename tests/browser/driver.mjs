@@ -17,14 +17,24 @@ const { chromium } = require(config.playwrightCore);
 const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
   "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"];
 
-// Console output that is not the pack's (COMFYUI_NOTES.md): missing user.css / favicon, the
-// blocked online registry, and a frontend TypeError at start-up.
-const NOISE = [/\/user\.css/, /favicon\.ico/, /api\.comfy\.org/, /registry/i,
-  /Cannot read properties of undefined \(reading 'id'\)/];
+// Console errors are judged by origin, not silenced by text: an entry is the pack's when its source
+// URL, message or stack names the pack's files (/extensions/comfyui-sampler-lab/), its routes
+// (/sampler_lab/) or its node types / log prefix. Everything else is the frontend's or the backend's
+// own (e.g. a newer frontend's 404s for /api/jobs on an older backend, missing user.css, the blocked
+// online registry): kept in the report under "foreign" for inspection, not counted as the pack's.
+// (A message that only mentions a pack node id, e.g. the frontend's blocked registry lookup
+// https://api.comfy.org/comfy-nodes/SamplerLabModel/node, is the frontend's, not the pack's.)
+const escapeRe = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const PACK_ORIGIN = [new RegExp(escapeRe(config.url) + "/extensions/comfyui-sampler-lab/"),
+  new RegExp(escapeRe(config.url) + "/(api/)?sampler_lab/"), /\[Sampler Lab\]/];
 
 function isNoise(entry) {
-  const text = `${entry.text} ${entry.url ?? ""}`;
-  return NOISE.some((re) => re.test(text));
+  const text = `${entry.text} ${entry.url ?? ""} ${entry.stack ?? ""}`;
+  return !PACK_ORIGIN.some((re) => re.test(text));
+}
+
+function isPackPageError(text) {
+  return PACK_ORIGIN.some((re) => re.test(text));
 }
 
 const report = { startup: {}, workflows: [], preview: null, degrade: null, sweepViewer: null, fatal: null, timings: {} };
@@ -35,11 +45,17 @@ const now = () => Date.now();
 async function openPage(browser, { routes = [] } = {}) {
   const context = await browser.newContext({ viewport: { width: 1600, height: 1000 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
-  const log = { console: [], pageErrors: [], failedRequests: [], packRequests: [] };
+  const log = { console: [], pageErrors: [], foreignPageErrors: [], failedRequests: [], packRequests: [] };
   page.on("console", (msg) => {
-    if (msg.type() === "error") log.console.push({ text: msg.text(), url: msg.location()?.url ?? "" });
+    const entry = { text: msg.text(), url: msg.location()?.url ?? "" };
+    // errors from anywhere (judged by origin later), and the pack's own "[Sampler Lab]" warnings,
+    // which it logs when a panel cannot draw
+    if (msg.type() === "error" || (msg.type() === "warning" && /\[Sampler Lab\]/.test(entry.text))) log.console.push(entry);
   });
-  page.on("pageerror", (err) => log.pageErrors.push(String(err?.stack ?? err)));
+  page.on("pageerror", (err) => {
+    const text = String(err?.stack ?? err);
+    (isPackPageError(text) ? log.pageErrors : log.foreignPageErrors).push(text);
+  });
   page.on("requestfailed", (req) => log.failedRequests.push(req.url()));
   page.on("request", (req) => { if (req.url().includes("/sampler_lab/")) log.packRequests.push(req.url()); });
   for (const [pattern, handler] of routes) await page.route(pattern, handler);
@@ -338,17 +354,35 @@ async function degradeTest(browser) {
   return result;
 }
 
+// A partial report after each step, so a run stopped by its time limit still says where it was.
+function saveProgress(where) {
+  report.timings.progress_ms = now() - started;
+  fs.writeFileSync(config.results, JSON.stringify({ ...report, fatal: report.fatal ?? `incomplete: stopped ${where}` }, null, 1));
+}
+const started = now();
+
 async function main() {
   const t0 = now();
   const browser = await chromium.launch({ executablePath: config.chromium, headless: true, args: CHROMIUM_ARGS });
   try {
     const { context, page, log } = await openPage(browser);
     report.timings.startup_ms = now() - t0;
+    Object.assign(report, await page.evaluate(() => {
+      const setting = (id) => {
+        try {
+          return window.app.extensionManager.setting.get(id);
+        } catch {
+          return window.app.ui?.settings?.getSettingValue?.(id) ?? null;
+        }
+      };
+      return { frontend: window.__COMFYUI_FRONTEND_VERSION__ ?? null, vueNodes: Boolean(setting("Comfy.VueNodes.Enabled")) };
+    }));
     report.startup = {
       console: log.console.filter((e) => !isNoise(e)), pageErrors: [...log.pageErrors],
       extensions: await page.evaluate(() => window.app.extensions.map((e) => e.name).filter((n) => n.startsWith("Sampler Lab"))),
     };
     await page.screenshot({ path: shot("startup.png") });
+    saveProgress("after start-up");
     for (const wf of config.workflows) {
       const t = now();
       const mark = log.console.length;
@@ -381,6 +415,7 @@ async function main() {
       item.pageErrors = log.pageErrors.slice(pmark);
       item.ms = now() - t;
       report.workflows.push(item);
+      saveProgress(`after workflow ${wf.name}`);
     }
     if (config.preview) {
       const t = now();
@@ -390,9 +425,11 @@ async function main() {
         report.preview = { ok: false, error: String(e?.stack ?? e) };
       }
       report.timings.preview_ms = now() - t;
+      saveProgress("after the schedule preview");
     }
     report.finalConsole = log.console.filter((e) => !isNoise(e));
     report.finalPageErrors = log.pageErrors;
+    report.foreign = { console: log.console.filter(isNoise).slice(0, 200), pageErrors: log.foreignPageErrors.slice(0, 50) };
     await context.close();
     if (config.degrade) {
       const t = now();
