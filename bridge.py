@@ -123,6 +123,13 @@ def adapt_sampler(spec):
         merged = {**spec.options, **options}
         if spec.cfg_pp:
             extra_args, merged["uncond"] = capture_uncond(extra_args)
+        core_name = spec.name[:-len("_cfg_pp")] if spec.cfg_pp else None
+        if core_name in CORE_STOCHASTIC_NOISE:   # a core stochastic sampler's CFG++ form: core's noise
+            if merged.get("noise_sampler") is None:
+                merged["noise_sampler"] = core_noise_sampler(CORE_STOCHASTIC_NOISE[core_name], x, sigmas, extra_args)
+            if kind == "flow" and core_name in CORE_FLOW_START_OFFSET and float(sigmas[0]) >= 1.0:
+                sigmas = sigmas.clone()
+                sigmas[0] = float(ms.percent_to_sigma(1e-4))
         return spec.fn(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
                        model_kind=kind, **merged)
     setattr(sample, MARK, spec)
@@ -144,6 +151,11 @@ def adapt_scheduler(spec):
 CORE_WITHOUT_CFG_PP = {"heun": (2, 2), "heunpp2": (3, 3), "dpm_2": (2, 2), "lms": (4, 1), "ipndm": (4, 1),
                        "ipndm_v": (4, 1), "deis": (3, 1), "uni_pc": (3, 1), "uni_pc_bh2": (3, 1)}
 
+# Core's calls for `steps` steps to sigma = 0 where its last steps save calls (the step to 0 is Euler; heunpp2's
+# step before it is Heun), for SamplerSpec.nfe; the others take `calls` per step.
+CORE_LAST_STEP_CALLS = {"heun": lambda n: max(2 * n - 1, 0), "dpm_2": lambda n: max(2 * n - 1, 0),
+                        "heunpp2": lambda n: 1 if n == 1 else max(3 * n - 3, 0)}
+
 # Core samplers that get no _cfg_pp from the pack, and why (tests/test_comfy_cfgpp.py checks that every
 # other core sampler has one after registration).
 CORE_CFG_PP_EXCLUDED = {
@@ -163,14 +175,15 @@ CORE_SAMPLER_NAMES = tuple(n for n in comfy.samplers.SAMPLER_NAMES if not _ours(
 
 
 # Core stochastic samplers without a CFG++ form, served by the pack's own flow-correct solver of the
-# same method in CFG++ form (same algorithm; the noise comes from the pack's seeded generators).
+# same method in CFG++ form (same algorithm). The noise is core's own (CORE_STOCHASTIC_NOISE), so that
+# with nothing to guide X_cfg_pp reproduces X for the same seed.
 CORE_STOCHASTIC_CFG_PP = {
     "dpmpp_2m_sde": ("lab_sde_dpmpp_2m_cfg_pp", {}),
     "dpmpp_2m_sde_heun": ("lab_sde_dpmpp_2m_heun_cfg_pp", {}),
-    "dpmpp_3m_sde": ("lab_sde_dpmpp_3m_cfg_pp", {}),
+    "dpmpp_3m_sde": ("lab_sde_dpmpp_3m_cfg_pp", {"third_order_form": "reference"}),  # core's 3M weights
     "ddpm": ("lab_ancestral_euler_cfg_pp", {"eta": 1.0}),
     "lcm": ("lab_tcd_cfg_pp", {"gamma": 1.0}),   # LCM multistep = TCD with gamma 1
-    "dpm_2_ancestral": ("lab_ancestral_dpm2_cfg_pp", {}),
+    "dpm_2_ancestral": ("lab_ancestral_dpm2_cfg_pp", {"flow_rule": "rf"}),   # core's flow re-noising
     "dpmpp_sde": ("lab_sde_dpmpp_2s_cfg_pp", {}),
     "seeds_2": ("lab_seeds_2_cfg_pp", {}),
     "seeds_3": ("lab_seeds_3_cfg_pp", {}),
@@ -181,6 +194,34 @@ CORE_STOCHASTIC_CFG_PP = {
 # core's *_gpu samplers are the same methods with the Brownian tree on the GPU
 CORE_STOCHASTIC_CFG_PP.update({k + "_gpu": v for k, v in list(CORE_STOCHASTIC_CFG_PP.items())
                                if k + "_gpu" in CORE_SAMPLER_NAMES})
+
+# The noise sampler each of those core samplers builds (ComfyUI 0.3.75, k_diffusion/sampling.py): its
+# Brownian tree over [min positive sigma, max sigma] seeded with extra_args["seed"] (on the CPU, or on x's
+# device for the _gpu twins), or default_noise_sampler(x, seed): one seeded randn like x per draw.
+CORE_STOCHASTIC_NOISE = {name: ("brownian_gpu" if name.endswith("_gpu") else
+                                "brownian" if name.startswith(("dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde"))
+                                else "gaussian") for name in CORE_STOCHASTIC_CFG_PP}
+
+# Those of them that move a flow schedule's first sigma 1 to percent_to_sigma(1e-4) (core's
+# offset_first_sigma_for_snr); their CFG++ forms do the same, for the same result.
+CORE_FLOW_START_OFFSET = {name for name in CORE_STOCHASTIC_CFG_PP
+                          if name.startswith(("dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde", "er_sde", "seeds_",
+                                              "sa_solver"))}
+
+
+def core_noise_sampler(kind, x, sigmas, extra_args):
+    """Core's noise sampler of `kind` (CORE_STOCHASTIC_NOISE) for x, sigmas and extra_args["seed"], built as
+    core builds it; the pack solvers pass float sigmas, core's tree takes them as tensors on sigmas' device."""
+    seed = (extra_args or {}).get("seed")
+    if kind == "gaussian":
+        return k_sampling.default_noise_sampler(x, seed=seed)
+    tree = k_sampling.BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=seed,
+                                               cpu=kind == "brownian")
+
+    def noise(sigma, sigma_next):
+        return tree(torch.as_tensor(sigma, dtype=sigmas.dtype, device=sigmas.device),
+                    torch.as_tensor(sigma_next, dtype=sigmas.dtype, device=sigmas.device))
+    return noise
 
 
 def _core_as_pure(core_fn):
@@ -209,10 +250,8 @@ def cfg_pp_specs(pack_specs):
     for spec in pack_specs:
         if spec.stochastic or spec.cfg_pp or not spec.follows_schedule:
             continue  # CFG++ substitution needs the next schedule sigma and a deterministic step
-        out.append(SamplerSpec(name=spec.name + "_cfg_pp", fn=cfg_pp_variant(spec.fn), family=spec.family,
-                               order=spec.order, model_calls=spec.model_calls, flow_safe=spec.flow_safe,
-                               cfg_pp=True, summary="CFG++ form of " + spec.name, citation="arXiv:2406.08070",
-                               options=spec.options, warmup_calls=spec.warmup_calls))
+        out.append(dataclasses.replace(spec, name=spec.name + "_cfg_pp", fn=cfg_pp_variant(spec.fn), cfg_pp=True,
+                                       summary="CFG++ form of " + spec.name, citation="arXiv:2406.08070"))
     by_name = {spec.name: spec for spec in pack_specs}
     for name, (pack_name, options) in CORE_STOCHASTIC_CFG_PP.items():
         base = by_name.get(pack_name)
@@ -224,7 +263,7 @@ def cfg_pp_specs(pack_specs):
         if pure is None:
             continue
         out.append(SamplerSpec(name=name + "_cfg_pp", fn=cfg_pp_variant(pure), family="core_cfg_pp",
-                               order=order, model_calls=calls, cfg_pp=True,
+                               order=order, model_calls=calls, cfg_pp=True, nfe_rule=CORE_LAST_STEP_CALLS.get(name),
                                summary=f"CFG++ form of ComfyUI's {name}", citation="arXiv:2406.08070"))
     return out
 

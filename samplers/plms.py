@@ -131,7 +131,11 @@ def final_step(x, denoised, sigma, past, model_kind, order=3):
     Stability guard: the weights multiply the eps values' errors (the model's denoised error, float
     rounding); the order drops until sum |w_j| <= MAX_FINAL_GAIN * rho_s (DDIM's is rho_s), so the
     step never amplifies them more than 4x: order 3 needs steps in rho with ratio >= ~1.75, order 2
-    >= ~1.35; near-equal last steps (thousands of steps) fall back to the denoised."""
+    >= ~1.35; near-equal last steps (thousands of steps) fall back to the denoised.
+    A one-step run from the flow start sigma = 1 (alpha = 0: rho and eps's weight are infinite) returns
+    the denoised, the exact limit of this step and of DDIM from sigma = 1 to 0."""
+    if _ab(model_kind, sigma)[0] <= 0.0:
+        return denoised
     rho, eps = eps_node(x, denoised, sigma, model_kind)
     nodes = [p for p in past if p[0] > rho][-(order - 1):] + [(rho, eps)] if order > 1 else [(rho, eps)]
     while True:
@@ -209,22 +213,25 @@ def plms_core(model, x, sigmas, extra_args=None, callback=None, model_kind="ve",
 
 
 @torch.no_grad()
-def sample_lab_plms(model, x, sigmas, extra_args=None, callback=None, disable=None, model_kind="ve", order=4):
+def sample_lab_plms(model, x, sigmas, extra_args=None, callback=None, disable=None, model_kind="ve", order=4,
+                    last_order=3):
     """PLMS on the data prediction (Liu et al. 2022, eq. 12) as exponential Adams-Bashforth in lambda.
 
     Steps of order `order` (default 4) after a multistep warm-up of orders 1..order-1, so the global
     order is 2 (the 1st-order first step), nearer 4 when the run starts at high noise; 1 call per step.
+    last_order: nodes of the final step's Adams-Bashforth in rho (`final_step`; 1 = return the denoised).
     """
-    return plms_core(model, x, sigmas, extra_args, callback, model_kind, order, rk_warmup=0)
+    return plms_core(model, x, sigmas, extra_args, callback, model_kind, order, rk_warmup=0, last_order=last_order)
 
 
 @torch.no_grad()
-def sample_lab_pndm(model, x, sigmas, extra_args=None, callback=None, disable=None, model_kind="ve", order=4):
+def sample_lab_pndm(model, x, sigmas, extra_args=None, callback=None, disable=None, model_kind="ve", order=4,
+                    last_order=3):
     """PNDM (Liu et al. 2022, eqs. 12-13): 3 pseudo-RK4 warm-up steps (4 calls each), then PLMS.
 
     Order 4; NFE = steps + 9 (a step to sigma = 0 costs 1 call and is not a warm-up step).
     """
-    return plms_core(model, x, sigmas, extra_args, callback, model_kind, order, rk_warmup=3)
+    return plms_core(model, x, sigmas, extra_args, callback, model_kind, order, rk_warmup=3, last_order=last_order)
 
 
 register(SamplerSpec(

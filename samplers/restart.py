@@ -206,14 +206,19 @@ def sample_lab_restart(model, x, sigmas, extra_args=None, callback=None, disable
     return x
 
 
+def _restart_calls(sig, model_kind, options):
+    return restart_nfe(torch.tensor(sig, dtype=torch.float64), options.get("segments"), model_kind)
+
+
 register(SamplerSpec(
     name="lab_restart", fn=sample_lab_restart, family="restart", order=2, model_calls=2,
     stochastic=True, warmup_calls=-1,  # the step to 0 is Euler; restart segments add restart_nfe()
+    nfe_schedule=_restart_calls,
     summary="Restart: Heun ODE + noise jumps t_min -> t_max re-solved (default [0.1, 2] VE sigma)",
     citation=_CITATION))
 register(SamplerSpec(
     name="lab_restart_cfg_pp", fn=sample_lab_restart, family="restart", order=2, model_calls=2,
-    stochastic=True, warmup_calls=-1, cfg_pp=True, follows_schedule=False,
+    stochastic=True, warmup_calls=-1, cfg_pp=True, follows_schedule=False, nfe_schedule=_restart_calls,
     summary="CFG++ Restart: every Heun step (main pass and restart segments) in CFG++ form "
             "(guided x0, unconditional noise; cfg 0.5-2), noise jumps unchanged",
     citation=_CITATION + "; Chung et al. 2024 (CFG++) Alg. 1"))

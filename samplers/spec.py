@@ -27,6 +27,9 @@ class SamplerSpec:
     warmup_calls: int = 0        # extra calls beyond model_calls * steps (e.g. a multistep warm-up)
     follows_schedule: bool = True  # steps land on the given sigmas (False: adaptive step control)
     nfe_rule: Optional[Callable[[int], int]] = None  # exact calls for `steps` when not linear
+    # exact calls for a given schedule (floats, repeated neighbours removed) and model kind, where they
+    # depend on more than the step count (restart segments, a flow start at sigma = 1)
+    nfe_schedule: Optional[Callable[[list, str, dict], int]] = None   # (sigmas, model_kind, options)
 
     def nfe(self, steps):
         """Model calls for a run of `steps` steps on a schedule ending at 0 (the last step to 0 may
@@ -34,3 +37,12 @@ class SamplerSpec:
         if self.nfe_rule is not None:
             return int(self.nfe_rule(steps))
         return int(round(self.model_calls * steps)) + self.warmup_calls
+
+    def nfe_on(self, sigmas, model_kind="ve"):
+        """Model calls for a run on `sigmas` (floats, ending at 0, no repeated neighbours) for the
+        model kind; nfe(steps) unless the spec states a schedule rule. An upper bound for samplers
+        that do not follow the schedule (adaptive step control)."""
+        sig = [float(v) for v in sigmas]
+        if self.nfe_schedule is not None:
+            return int(self.nfe_schedule(sig, model_kind, self.options))
+        return self.nfe(len(sig) - 1)

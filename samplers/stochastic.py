@@ -155,11 +155,18 @@ def exp_moments(big_h, count):
     return out
 
 
-def _polynomial_terms(history, h, big_h, order, solver_type):
+THIRD_ORDER_FORMS = ("exact", "reference")
+
+
+def _polynomial_terms(history, h, big_h, order, solver_type, third_order_form="exact"):
     """[(coefficient, tensor)] of the Newton-polynomial part beyond D0 (before alpha_next).
 
     history: [(lambda_j, D_j)] newest first, starting with the current point. A previous point
     at lambda = -inf (the flow start sigma = 1) carries no slope information and is dropped.
+    third_order_form "reference": the u^2 term weighs h^2 I_2(H) / 2 instead of h^2 I_2(H), the weight of
+    the DPM-Solver++(3M) reference code (Lu et al. 2022: -phi_3 D2 with phi_3 = phi_2 / h - 1/2, D2 the
+    scaled second difference), which k-diffusion's and ComfyUI's dpmpp_3m_sde use: exact only for a
+    D linear in lambda (measured: tests/test_stochastic.py). Kept for parity with core's sampler.
     """
     pts = [(lj, dj) for lj, dj in history if math.isfinite(lj)][:order]
     if len(pts) < 2 or not math.isfinite(h):
@@ -177,11 +184,12 @@ def _polynomial_terms(history, h, big_h, order, solver_type):
     f01, f12 = (d0 - d1) / h1, (d1 - d2) / h2
     c = (f01 - f12) / (h1 + h2)
     b = f01 + c * h1
-    return [(h * i1, b), (h * h * i2, c)]
+    return [(h * i1, b), (h * h * i2 * (0.5 if third_order_form == "reference" else 1.0), c)]
 
 
 def sde_dpmpp_multistep(model, x, sigmas, extra_args=None, callback=None, model_kind="ve",
-                        eta=1.0, s_noise=1.0, noise_sampler=None, order=2, solver_type="midpoint", uncond=None):
+                        eta=1.0, s_noise=1.0, noise_sampler=None, order=2, solver_type="midpoint", uncond=None,
+                        third_order_form="exact"):
     """SDE-DPM-Solver++(order M) for VE and flow; see the module docstring for the update.
     uncond (CFG++, Chung et al. 2024): the kept-noise term c_x (x - alpha D) uses D_u instead,
     i.e. x_next += c_x alpha (D - D_u); the polynomial (higher-order) terms are unchanged."""
@@ -190,6 +198,8 @@ def sde_dpmpp_multistep(model, x, sigmas, extra_args=None, callback=None, model_
     s_noise = check_option("s_noise", s_noise, 0.0)
     if solver_type not in ("midpoint", "heun"):
         raise ValueError(f"solver_type must be 'midpoint' or 'heun', got {solver_type!r}")
+    if third_order_form not in THIRD_ORDER_FORMS:
+        raise ValueError(f"third_order_form must be one of {THIRD_ORDER_FORMS}, got {third_order_form!r}")
     sig = sigma_list(sigmas, model_kind)
     noise = noise_sampler
     if noise is None and eta > 0 and s_noise > 0:
@@ -211,7 +221,7 @@ def sde_dpmpp_multistep(model, x, sigmas, extra_args=None, callback=None, model_
         x = c_x * x + (a_n * -math.expm1(-big_h) if math.isfinite(big_h) else a_n) * denoised
         if uncond is not None:
             x = x + (c_x * alpha_beta(model_kind, s)[0]) * (denoised - uncond())
-        for coef, term in _polynomial_terms(history, h, big_h, order, solver_type):
+        for coef, term in _polynomial_terms(history, h, big_h, order, solver_type, third_order_form):
             x = x + (a_n * coef) * term
         c_z = b_n * math.sqrt(max(-math.expm1(2.0 * eta * math.log(q)) if q > 0 else 1.0, 0.0)) * s_noise
         if eta > 0 and c_z > 0.0:
@@ -232,15 +242,18 @@ def sample_lab_sde_dpmpp_2m(model, x, sigmas, extra_args=None, callback=None, di
 
 @torch.no_grad()
 def sample_lab_sde_dpmpp_3m(model, x, sigmas, extra_args=None, callback=None, disable=None,
-                            model_kind="ve", eta=1.0, s_noise=1.0, noise_sampler=None, uncond=None):
+                            model_kind="ve", eta=1.0, s_noise=1.0, noise_sampler=None, uncond=None,
+                            third_order_form="exact"):
     """SDE-DPM-Solver++(3M): the 2M update with a quadratic Newton polynomial in lambda through
     the last three denoised values, integrated exactly (Lu et al. 2022, Sec. 3.3 Taylor form:
     the u^2 term weighs h^2 I_2(H) times the second divided difference). Order 3 (eta = 0:
     DPM-Solver++(3M)), 1 model call per step. Steps 1 and 2 are order 1 and 2 (no extra calls),
     which caps the asymptotic order at 2 when the run starts on a curved part of the path; from
-    sigma_max (nearly constant D) order 3 is observed (tests/test_stochastic.py)."""
+    sigma_max (nearly constant D) order 3 is observed (tests/test_stochastic.py).
+    third_order_form "reference": core's dpmpp_3m_sde weight of the quadratic term (see _polynomial_terms)."""
     return sde_dpmpp_multistep(model, x, sigmas, extra_args, callback, model_kind, eta, s_noise,
-                               noise_sampler, order=3, solver_type="heun", uncond=uncond)
+                               noise_sampler, order=3, solver_type="heun", uncond=uncond,
+                               third_order_form=third_order_form)
 
 
 _FLOW_NOTE = "noise injection correct for VE and flow (CONST) models"

@@ -108,16 +108,38 @@ def _call(model, x, sigma, extra_args):
     return d if d.dtype == x.dtype else d.to(x.dtype)
 
 
+FLOW_RULES = ("snr", "rf")
+
+
+def dpm2_down(model_kind, sigma, sigma_next, eta, flow_rule="snr"):
+    """(t_down, rho): the VE-coordinate sigma_down (beta_down / alpha_down) the deterministic part steps to,
+    and the fresh-noise fraction rho of the step to sigma_next, with rho^2 = 1 - (t_down alpha_n / beta_n)^2
+    so that the law at sigma_next is right. flow_rule "snr" (any model): rho = min(eta sqrt(1 - q^2), 1)
+    (samplers/stochastic.py). "rf" (flow models only): sigma_down = sigma_next (1 + (sigma_next / sigma - 1)
+    eta) in flow sigma, the rule of ComfyUI's sample_dpm_2_ancestral_RF (also right in law, less noise
+    per step: at eta = 1 sigma_down = sigma_next^2 / sigma)."""
+    a_n, b_n = alpha_beta(model_kind, sigma_next)
+    if flow_rule == "rf" and model_kind == "flow":
+        s_down = sigma_next * (1.0 + (sigma_next / sigma - 1.0) * eta)
+        t_down = s_down / (1.0 - s_down)
+        return t_down, math.sqrt(max(1.0 - (t_down * a_n / b_n) ** 2, 0.0))
+    rho = ancestral_rho(model_kind, sigma, sigma_next, eta)
+    return math.sqrt(max(1.0 - rho * rho, 0.0)) * b_n / a_n, rho
+
+
 @torch.no_grad()
 def sample_lab_ancestral_dpm2(model, x, sigmas, extra_args=None, callback=None, disable=None, model_kind="ve",
-                              eta=1.0, s_noise=1.0, noise_sampler=None, uncond=None):
+                              eta=1.0, s_noise=1.0, noise_sampler=None, flow_rule="snr", uncond=None):
     """Ancestral DPM-Solver-2: Karras et al. 2022 Alg. 2 with the DPM-Solver-2 midpoint (Lu et al.
     2022, Alg. 1; k-diffusion's sample_dpm_2_ancestral). The deterministic part goes to sigma_down
     by the midpoint rule on dx/dsigma = (x - D) / sigma (midpoint geometric in sigma), then the
     ancestral rule of samplers/stochastic.py re-noises: x_next = (alpha_next / alpha_down) x_down
     + s_noise beta_next rho z, rho = min(eta sqrt(1 - q^2), 1) (VE: core's sigma_up / sigma_down).
     Order 2 (eta = 0: DPM-Solver-2), 2 model calls per step; 1 for the step to sigma = 0 and for a
-    step with rho = 1 (sigma_down = 0: the flow start at eta >= 1). Gaussian noise per step."""
+    step with rho = 1 (sigma_down = 0: the flow start at eta >= 1). Gaussian noise per step.
+    flow_rule: how much noise a flow step renews ("snr" as above; "rf": ComfyUI's flow rule, see dpm2_down)."""
+    if flow_rule not in FLOW_RULES:
+        raise ValueError(f"flow_rule must be one of {FLOW_RULES}, got {flow_rule!r}")
     extra_args, eta, s_noise, sig, noise = _setup(x, sigmas, extra_args, model_kind, eta, s_noise, noise_sampler,
                                                   "gaussian")
     for i in range(len(sig) - 1):
@@ -126,9 +148,8 @@ def sample_lab_ancestral_dpm2(model, x, sigmas, extra_args=None, callback=None, 
             x = done
             continue
         x = _shift_for_cfg_pp(x, denoised, uncond, model_kind, s)
-        rho = ancestral_rho(model_kind, s, s_n, eta)
         a_n, b_n = alpha_beta(model_kind, s_n)
-        t_down = math.sqrt(max(1.0 - rho * rho, 0.0)) * b_n / a_n     # VE-coordinate sigma_down
+        t_down, rho = dpm2_down(model_kind, s, s_n, eta, flow_rule)     # VE-coordinate sigma_down
         if t_down == 0.0:
             x_down, a_down = denoised, 1.0                            # Euler to sigma_down = 0
         else:
@@ -249,6 +270,14 @@ def _nfe(calls):
     return lambda steps: calls * steps - (calls - 1) if steps > 0 else 0
 
 
+def dpm2_ancestral_calls(sig, model_kind, options):
+    """Model calls of sample_lab_ancestral_dpm2 on a schedule: 2 per step, 1 for a step to sigma = 0, a
+    zero-length step, or a step with sigma_down = 0 (rule "snr" from the flow start sigma = 1)."""
+    eta, rule = options.get("eta", 1.0), options.get("flow_rule", "snr")
+    return sum(1 if s_n == 0.0 or s_n == s or dpm2_down(model_kind, s, s_n, eta, rule)[0] == 0.0 else 2
+               for s, s_n in zip(sig[:-1], sig[1:]))
+
+
 _FLOW_NOTE = "noise injection correct for VE and flow (CONST) models"
 
 # name -> (function, order, calls per step, summary, citation, options). Each also gets a CFG++ entry
@@ -268,10 +297,12 @@ _ENTRIES = {
 }
 
 for _name, (_fn, _order, _calls, _summary, _citation, _options) in _ENTRIES.items():
+    _by_schedule = dpm2_ancestral_calls if _fn is sample_lab_ancestral_dpm2 else None
     register(SamplerSpec(name=_name, fn=_fn, family="stochastic_singlestep", order=_order, model_calls=_calls,
                          stochastic=True, flow_safe=True, summary=f"{_summary}; {_FLOW_NOTE}", citation=_citation,
-                         options=_options, nfe_rule=_nfe(_calls)))
+                         options=_options, nfe_rule=_nfe(_calls), nfe_schedule=_by_schedule))
     register(SamplerSpec(name=_name + "_cfg_pp", fn=_fn, family="stochastic_singlestep", order=_order,
                          model_calls=_calls, stochastic=True, flow_safe=True, cfg_pp=True, options=_options,
                          summary=f"CFG++ {_summary} (guided x0, unconditional re-noising; cfg 0.5-2); {_FLOW_NOTE}",
-                         citation=_citation + "; Chung et al. 2024 (CFG++) Alg. 1", nfe_rule=_nfe(_calls)))
+                         citation=_citation + "; Chung et al. 2024 (CFG++) Alg. 1", nfe_rule=_nfe(_calls),
+                         nfe_schedule=_by_schedule))
