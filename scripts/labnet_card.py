@@ -114,8 +114,11 @@ def main():
                      f"{marks[0]:.4f} / {marks[1]:.4f} / {marks[2]:.4f} |")
     lines += [
         f"| scorer | {sc['epochs']} epochs | {sc['seconds']:.0f} s | - |",
-        f"Total training time: {sum(log[p]['seconds'] for p in labnet.PARAMETERIZATIONS) / 60 + sc['seconds'] / 60:.1f} min"
-        " (the machine was shared with other work, so this is an upper bound).",
+        "",
+        f"Wall time: {(max(log[p]['seconds'] for p in labnet.PARAMETERIZATIONS) + sc['seconds']) / 60:.1f} min - the scorer,"
+        " then the eps and flow runs side by side, one process per core (the commands above, one torch thread each).",
+        "The machine was shared with other work during the run, so these times are upper bounds. The losses of",
+        "eps and flow are not comparable (different targets: noise vs velocity).",
         "",
         "The full loss curves (every 100 steps) are in `training_log.json`.",
         "",
