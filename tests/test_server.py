@@ -31,6 +31,9 @@ def test_pack_loads_without_errors(server):
     assert "IMPORT FAILED" not in log
     assert "[Sampler Lab] failed" not in log and "could not register" not in log
     assert "comfyui-sampler-lab" in log
+    # prestartup_script.py registered the names when comfy.samplers was first imported, without torch
+    assert "at start-up, before custom nodes load" in log and "early registration failed" not in log
+    assert "Torch already imported" not in log
 
 
 def test_object_info_lists_nodes_and_dropdown_names(server):
