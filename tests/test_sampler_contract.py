@@ -78,3 +78,17 @@ def test_seeded_and_batch_independent(name):
         sig = torch.tensor([8.0, 3.0, 1.0, 0.3, 0.0])
         alone = spec.fn(model, x[1:2], sig, extra_args={"seed": 4}, disable=True, model_kind="ve", **spec.options)
         assert (alone - full[1:2]).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_flow_start_at_sigma_one_and_single_steps(name):
+    """Issue 17: a step from the flow start sigma = 1 (alpha = 0, lambda = -inf), alone ([1, 0]) or first,
+    and single steps to 0 on VE: finite, with the documented calls (SamplerSpec.nfe_on)."""
+    spec = samplers.SAMPLERS[name]
+    cases = [("flow", [1.0, 0.0]), ("flow", [1.0, 0.5, 0.0]), ("flow", [1.0, 0.999, 0.3, 0.0]),
+             ("flow", [0.002, 0.0]), ("ve", [14.6, 0.0]), ("ve", [0.03, 0.0])]
+    for kind, sig in cases:
+        out, _, calls, _ = run(name, kind, sigmas=torch.tensor(sig))
+        assert torch.isfinite(out).all(), (kind, sig)
+        expected = spec.nfe_on(sig, kind)
+        assert calls == expected if spec.follows_schedule else calls <= expected, (kind, sig, calls, expected)

@@ -302,3 +302,30 @@ def test_bad_options_raise_value_errors_naming_the_option():
 def euler_ref(model, x, sigmas):
     """Euler on dx/dsigma = (x - D) / sigma (= DDIM in both kinds)."""
     return _euler(model.denoise, x, sigmas)
+
+
+def test_third_order_forms_against_the_exact_integral_of_a_quadratic():
+    """The 3M update integrates the Newton polynomial through three denoised values exactly: for D
+    quadratic in lambda it equals int_0^h e^(u - h) D(u) du (eta = 0, VE, x_s = 0) in closed form.
+    "reference" is the DPM-Solver++(3M) update as published (Lu et al. 2022: phi_2 = (e^-h - 1) / h + 1,
+    phi_3 = phi_2 / h - 1/2, + phi_2 D1 - phi_3 D2), the weights of core's dpmpp_3m_sde: not exact there."""
+    from samplers.stochastic import _polynomial_terms
+    a, c, h = 0.7, 0.9, 0.5
+    lams = [0.0, -0.4, -1.0]                              # current point first, then the two before it
+    dens = [torch.tensor([1.0 + a * u + c * u * u], dtype=torch.float64) for u in lams]
+    history = list(zip(lams, dens))
+    exact = (-math.expm1(-h)) + a * (h - 1 + math.exp(-h)) + c * (h * h - 2 * h + 2 - 2 * math.exp(-h))
+    base = -math.expm1(-h) * dens[0]
+
+    def update(form):
+        return float(base + sum(k * t for k, t in _polynomial_terms(history, h, h, 3, "heun", form)))
+    assert abs(update("exact") - exact) < 1e-12
+    r0, r1 = (lams[0] - lams[1]) / h, (lams[1] - lams[2]) / h
+    d1_0, d1_1 = (dens[0] - dens[1]) / r0, (dens[1] - dens[2]) / r1
+    d1 = d1_0 + (d1_0 - d1_1) * r0 / (r0 + r1)
+    d2 = (d1_0 - d1_1) / (r0 + r1)
+    phi_2 = math.expm1(-h) / h + 1
+    phi_3 = phi_2 / h - 0.5
+    published = float(base + phi_2 * d1 - phi_3 * d2)
+    assert abs(update("reference") - published) < 1e-12
+    assert abs(published - exact) > 1e-2                  # the published weight is half the exact one
