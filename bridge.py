@@ -218,9 +218,9 @@ def core_noise_sampler(kind, x, sigmas, extra_args):
     tree = k_sampling.BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=seed,
                                                cpu=kind == "brownian")
 
-    def noise(sigma, sigma_next):
+    def noise(sigma, sigma_next):   # in x's dtype (the tree answers in the sigmas' dtype)
         return tree(torch.as_tensor(sigma, dtype=sigmas.dtype, device=sigmas.device),
-                    torch.as_tensor(sigma_next, dtype=sigmas.dtype, device=sigmas.device))
+                    torch.as_tensor(sigma_next, dtype=sigmas.dtype, device=sigmas.device)).to(x.dtype)
     return noise
 
 

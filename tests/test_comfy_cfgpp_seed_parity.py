@@ -26,7 +26,8 @@ def pack():
 
 
 def test_the_list_is_the_bridges(pack):
-    assert set(pack.bridge.CORE_STOCHASTIC_CFG_PP) == {n for n in CORE_STOCHASTIC if n in pack.bridge.CORE_SAMPLER_NAMES}
+    present = {n for n in CORE_STOCHASTIC if n in pack.bridge.CORE_SAMPLER_NAMES}
+    assert set(pack.bridge.CORE_STOCHASTIC_CFG_PP) == present
 
 
 def run(patcher, name, sigmas, seed=5):
