@@ -156,10 +156,15 @@ async function queueAndWait(page, timeoutMs) {
 }
 
 async function imagesShown(page, timeoutMs = 30000) {
-  // Every image-output node (SaveImage / PreviewImage) holds loaded <img> elements for its results.
+  // Every image-output node (SaveImage / PreviewImage) shows its results: loaded images held by the
+  // node (LiteGraph renderer) or <img> elements inside its DOM node (Vue renderer, [data-node-id]).
   const check = () => page.evaluate(() => window.app.graph.nodes
     .filter((n) => ["SaveImage", "PreviewImage"].includes(n.type) && n.mode === 0)
-    .map((n) => ({ id: n.id, count: (n.imgs ?? []).filter((i) => i.complete && i.naturalWidth > 0).length })));
+    .map((n) => {
+      const loaded = (imgs) => imgs.filter((i) => i.complete && i.naturalWidth > 0).length;
+      const dom = [...document.querySelectorAll(`[data-node-id="${n.id}"] img`)];
+      return { id: n.id, count: Math.max(loaded(n.imgs ?? []), loaded(dom)) };
+    }));
   const end = now() + timeoutMs;
   let state = await check();
   while (now() < end && state.some((s) => s.count === 0)) {
