@@ -38,8 +38,8 @@ TARGET, MIN_STEP_S = 0.01, 0.050
 CASES = [
     ("lab workflow (workflows/lab_step_sweep.json's model, a 1 ms step: not judged; 6 components, 128 px, "
      "16 cells)", 6, 128, 1, "4,8,16,32", "euler, dpmpp_2m, heun, lab_rk4", 48),
-    ("model step >= 50 ms (lab model with 200 components, 1024 px, batch 8; 8 cells)", 200, 1024, 8,
-     "4,8", "euler, dpmpp_2m, heun, lab_rk4", 8),
+    ("model step >= 50 ms (the node's default grid, steps 8,12,16-32:8 x euler, dpmpp_2m, heun = 15 cells, on a "
+     "lab model with 200 components, 1024 px, batch 2)", 200, 1024, 2, "8,12,16-32:8", "euler, dpmpp_2m, heun", 16),
 ]
 
 
@@ -58,6 +58,7 @@ def run_case(case, pairs, tmp, pos, neg):
     import folder_paths
     import nodes
     from importlib import import_module
+    from sweep.axes import parse_axis
     label, components, px, batch, steps, samplers, ref_steps = case
     sweep_node = import_module(common.load_comfy().__name__ + ".nodes.sweep_nodes").SamplerLabStepSweep
     model = common.node("SamplerLabModel").build("eps", 3.0, components, 3, 0.05, 0, "float32")[0]
@@ -67,7 +68,7 @@ def run_case(case, pairs, tmp, pos, neg):
               y_values=samplers, z_axis="none", z_values="", equal_cost=False, reference_sampler="lab_rk4",
               reference_steps=ref_steps, tolerance=0.02, cell_limit=64, cell_size=256,
               filename_prefix="bench/sweep", positive=pos, negative=neg)
-    cells = [(s.strip(), int(n)) for s in samplers.split(",") for n in steps.split(",")]
+    cells = [(s.strip(), int(n)) for s in samplers.split(",") for n in parse_axis("steps", steps)]
     comfy.utils.PROGRESS_BAR_ENABLED = False      # no tqdm bar in the console for plain (the node has none)
 
     def plain():
@@ -101,7 +102,8 @@ def run_case(case, pairs, tmp, pos, neg):
 
     def part(f):
         return _median([f(r) / r["plain"] for r in rows])
-    parts = {"warm-up": part(lambda r: r["timing"]["warmup_s"]), "reference": part(lambda r: r["timing"]["reference_s"]),
+    parts = {"warm-up": part(lambda r: r["timing"]["warmup_s"]),
+             "reference": part(lambda r: r["timing"]["reference_s"]),
              "cells": part(lambda r: r["cells_diff"]), "the rest": part(lambda r: r["own_accounting"])}
     return {"label": label, "cells": len(cells), "nfe": rows[0]["nfe"], "pairs": pairs, "ms_per_call": 1000 * step_s,
             "parts": parts,
@@ -116,13 +118,15 @@ def run_case(case, pairs, tmp, pos, neg):
 
 
 def markdown(rows, meta):
-    lines = [f"Step sweep overhead: {meta['machine']}; ComfyUI {meta['comfyui']}; {meta['date']}; {meta['seconds']:.0f} s; "
+    lines = [f"Step sweep overhead: {meta['machine']}; ComfyUI {meta['comfyui']}; {meta['date']}; "
+             f"{meta['seconds']:.0f} s; "
              f"1-minute load average before/after each case: {meta['load']}. Own work = sweep node wall time - the "
              "node's warm-up - the node's reference - plain, where plain = the same cells through "
              "nodes.common_ksampler (KSampler's function) one after another, the pass just before each sweep; "
              "medians over the pairs. Target: own work <= 1 % of the cells' sampling time at a model step >= 50 ms.",
              "", ""]
-    head = ["case", "cells", "model calls", "pairs", "ms per model call", "plain cells (s)", "node warm-up (s)", "node reference (s)",
+    head = ["case", "cells", "model calls", "pairs", "ms per model call", "plain cells (s)", "node warm-up (s)",
+            "node reference (s)",
             "sweep node (s)", "own work (s)", "own work / cells, paired median (quartiles)", "target", "holds",
             "node's own accounting", "cells: node - plain"]
     body = []

@@ -23,7 +23,7 @@ from ..bridge import MARK
 from ..sweep import axes as sweep_axes
 from ..sweep.axes import SweepAxisError
 from ..sweep.engine import Hooks, Sampled, SweepRun, plan_sweep
-from ..sweep.outputs import images_tensor, viewer_payload
+from ..sweep.outputs import viewer_payload
 from . import sweep_runtime as rt
 
 log = logging.getLogger("sampler_lab")
@@ -112,7 +112,8 @@ class ComfySweep:
     def reference(self, params, steps, on_step):
         """The lab models' reference: their probability-flow ODE solved to high accuracy (RK4 in log
         sigma, float64) on the reference's schedule, through the same guider as the cells."""
-        sigmas = rt.cell_sigmas(self.model, "euler", params["scheduler"], steps, params["denoise"], self.kw.get("sigmas"))
+        sigmas = rt.cell_sigmas(self.model, "euler", params["scheduler"], steps, params["denoise"],
+                                self.kw.get("sigmas"))
         return self._run(params, rt.ode_reference_sampler(steps), sigmas, on_step)
 
     def progress(self, done, total, x0):
@@ -157,9 +158,8 @@ class ComfySweep:
         sub = os.path.relpath(folder, out_dir).replace(os.sep, "/")
         ui = [{"filename": n, "subfolder": sub, "type": "output"} for n in got.grid_files + ["chart.png"]]
         ans = rep["recommendation"]
-        result = (images_tensor(got.grids), images_tensor(got.singles), images_tensor([got.chart]), got.report_text,
-                  int(rep["recommended_steps"]), ans["sampler_name"], ans["scheduler_name"],
-                  int(ans["model_calls"] or 0))
+        result = (*got.tensors, got.report_text, int(rep["recommended_steps"]), ans["sampler_name"],
+                  ans["scheduler_name"], int(ans["model_calls"] or 0))
         return {"ui": {"images": ui, "sampler_lab_sweep": [viewer_payload(rep, ui[:len(got.grids)])]},
                 "result": result}
 

@@ -15,6 +15,8 @@ from collections import namedtuple
 from dataclasses import dataclass, field
 from typing import Callable
 
+import torch
+
 from . import outputs
 from .axes import SweepAxisError, parse_axis
 from .cache import SweepCache
@@ -289,7 +291,6 @@ class SweepRun:
 
     def _finish_cell(self, rec, latent, images, ref):
         """Writer thread, VAE-decoded cells: distances, PSNR/SSIM, the cell's files, its thumbnail."""
-        import torch
         try:
             measure_cells([rec], latent[None], torch.from_numpy(images)[None], ref, self.decoder)
             first = self.decoder.display_image(images)
@@ -387,7 +388,7 @@ class SweepRun:
     def finish(self, t_start, cell_files):
         """The grids, the chart, their files and the report. The PNGs compress on the writer thread
         (Pillow's encoder releases the GIL) while this one draws the chart, writes the last cells'
-        files and builds the report. Every file is on disk before the report (whose total_s covers
+        files, builds the report and converts the IMAGE outputs. Every file is on disk before the report (whose total_s covers
         them) is written and the sweep returns."""
         grid_arrays, singles, grid_meta = outputs.grids(self)
         names = ["grid.png"] if len(grid_arrays) == 1 else [f"grid_{g + 1}.png" for g in range(len(grid_arrays))]
@@ -399,6 +400,8 @@ class SweepRun:
         rep = self.report("complete", 0.0)
         rep["files"] = {"grids": names, "chart": "chart.png", "report_json": "report.json", "report_csv": "report.csv"}
         rep["grid"] = grid_meta
+        tensors = (outputs.images_tensor(grid_arrays), outputs.images_tensor(singles),
+                   outputs.images_tensor([chart_arr]))      # the IMAGE outputs, while the PNGs compress
         for done in writes:
             done()
         self.writer.drain()              # whatever else the writer still has (files of earlier batches)
@@ -408,4 +411,4 @@ class SweepRun:
         self.cache.write_text("report.csv", to_csv(rep["cells"]))
         log.info("[Sampler Lab] step sweep done: %s (recommended: %s)", self.folder,
                  outputs.answer_text(rep["recommendation"]))
-        return outputs.SweepOutputs(grid_arrays, singles, chart_arr, rep, text, names)
+        return outputs.SweepOutputs(grid_arrays, singles, chart_arr, rep, text, names, tensors)

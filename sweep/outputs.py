@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .answer import answer_text
 from .chart import draw_chart
@@ -22,6 +23,7 @@ class SweepOutputs:
     report: dict
     report_text: str
     grid_files: list                # file names of the grids in the sweep folder
+    tensors: tuple = None           # (grids, singles, chart) as IMAGE batches (float32 in [0, 1])
 
 
 def _fmt(v, spec):
@@ -155,7 +157,6 @@ def chart(run):
 
 def images_tensor(arrays):
     """uint8 (H, W, 3) arrays of one size -> ComfyUI IMAGE batch, float32 in [0, 1]."""
-    import torch
     batch = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
     return torch.from_numpy(batch).to(torch.float32).div_(255.0)
 

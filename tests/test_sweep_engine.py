@@ -167,4 +167,4 @@ def test_progress_counts_every_step_once(tmp_path):
     total = 2 + 4 + 8 + 16 + 40                  # the cells' steps and the reference's
     assert seen[0] == (0, total) and seen[-1] == (total, total)
     assert all(b == total for _, b in seen) and all(x <= y for (x, _), (y, _) in zip(seen, seen[1:]))
-    assert len(seen) == 1 + 2 + 4 + 8 + 16       # the start, then every cell step once (this fake's reference is silent)
+    assert len(seen) == 1 + 2 + 4 + 8 + 16       # the start, then every cell step (this fake's reference is silent)
