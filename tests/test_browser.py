@@ -32,6 +32,10 @@ from conftest import ROOT
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from comfy_server import ComfyServer  # noqa: E402
 
+# One module-scoped browser session per configuration runs inside the first test's time: on a busy
+# 2-core machine a session (server start, 14 workflows, 8 of them run) has taken over 15 minutes.
+pytestmark = pytest.mark.timeout(2400)
+
 CHROMIUM = "/usr/bin/chromium"
 PLAYWRIGHT_CORE = os.path.join(ROOT, ".labenv", "node", "node_modules", "playwright-core")
 DRIVER = os.path.join(ROOT, "tests", "browser", "driver.mjs")
