@@ -132,7 +132,8 @@ def test_stock_samplers_run_lab_names_beside_rebinding_packs(server):
                     "inputs": {"model": src["model"], "add_noise": True, "noise_seed": 1, "cfg": 3.0,
                                "positive": src["positive"], "negative": src["negative"],
                                "sampler": ["90", 0], "sigmas": ["91", 0], "latent_image": src["latent_image"]}}
-    decode = next(k for k, n in prompt.items() if n["class_type"] == "SamplerLabDecode")
+    # whatever decodes the first KSampler's latent in the workflow (VAE Decode or the lab decoder)
+    decode = next(k for k, n in prompt.items() if n["inputs"].get("samples") == [ks[0], 0])
     prompt["93"] = dict(prompt[decode], inputs={**prompt[decode]["inputs"], "samples": ["92", 0]})
     prompt["94"] = {"class_type": "SaveImage", "inputs": {"images": ["93", 0], "filename_prefix": "other_packs"}}
     entry = run(server, prompt)
