@@ -28,8 +28,9 @@ THEIR_FIRST_SIGMA = 7.0
 
 # A second pack that got there first: its sampler returns its first sigma everywhere, its
 # scheduler starts at 7.0, so an output of all 7.0 proves both of its entries are the ones used.
+# Our names are registered when comfy.samplers is first imported (prestartup_script.py), so a pack
+# can only take one of them first from its own prestartup script, listed before ours: this one does.
 FAKE_PACK = f'''
-import logging
 import torch
 import comfy.k_diffusion.sampling as ks
 import comfy.samplers
@@ -45,8 +46,7 @@ for names in {{id(l): l for l in (comfy.samplers.KSAMPLER_NAMES, comfy.samplers.
     names.append("{TAKEN_SAMPLER}")
 comfy.samplers.SCHEDULER_HANDLERS["{TAKEN_SCHEDULER}"] = comfy.samplers.SchedulerHandler(their_schedule, use_ms=True)
 comfy.samplers.SCHEDULER_NAMES.append("{TAKEN_SCHEDULER}")
-logging.info("FAKE PACK registered {TAKEN_SAMPLER} and {TAKEN_SCHEDULER}")
-NODE_CLASS_MAPPINGS = {{}}
+print("FAKE PACK registered {TAKEN_SAMPLER} and {TAKEN_SCHEDULER}", flush=True)
 '''
 
 
@@ -114,8 +114,10 @@ def test_beside_a_pack_that_took_a_name_first_theirs_is_unchanged(fresh_comfy):
         os.rmdir(fake)
     else:
         pytest.skip("could not order the fake pack before ours")
-    with open(os.path.join(fake, "__init__.py"), "w") as f:
+    with open(os.path.join(fake, "prestartup_script.py"), "w") as f:
         f.write(FAKE_PACK)
+    with open(os.path.join(fake, "__init__.py"), "w") as f:
+        f.write("NODE_CLASS_MAPPINGS = {}\n")
     try:
         with ComfyServer(str(fresh_comfy["root"] / "run2"), comfy_dir=fresh_comfy["comfy"]) as srv:
             info = wt.http_json(srv.url + "/object_info", timeout=60)
