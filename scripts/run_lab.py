@@ -27,7 +27,7 @@ def sweep_summary(report):
         sampler = rec.get("sampler") or group.get("sampler") or report.get("settings", {}).get("sampler_name")
         scheduler = rec.get("scheduler") or group.get("scheduler") or report.get("settings", {}).get("scheduler")
         lines.append(f"  recommendation: {sampler} / {scheduler}, {fmt(rec.get('steps'))} steps, "
-                     f"{fmt(rec.get('nfe'))} model calls (within tolerance "
+                     f"{fmt(rec.get('model_calls', rec.get('nfe')))} model calls (within tolerance "
                      f"{report.get('settings', {}).get('tolerance')} of the reference)")
     else:
         lines.append("  recommendation: none of the swept settings reached the tolerance; sweep more steps")
@@ -38,7 +38,7 @@ def sweep_summary(report):
     for row, cells in sorted(rows.items(), key=lambda kv: (kv[0] is None, kv[0])):
         best = min(cells, key=lambda c: (c.get("rel_rmse") is None, c.get("rel_rmse") or 0, c.get("nfe") or 0))
         p = best.get("params", {})
-        lines.append(f"  best in row {row}: {p.get('sampler_name')} {p.get('steps')} steps, {best.get('nfe')} calls, "
+        lines.append(f"  best in row {row}: {p.get('sampler', p.get('sampler_name'))} {p.get('steps')} steps, {best.get('nfe')} calls, "
                      f"relative error {fmt(best.get('rel_rmse'))}, PSNR {fmt(best.get('psnr'))} dB")
     counts = report.get("counts", {})
     if counts.get("resumed"):
