@@ -177,7 +177,7 @@ def _check(order, model_kind):
 
 @torch.no_grad()
 def plms_core(model, x, sigmas, extra_args=None, callback=None, model_kind="ve", order=4, rk_warmup=0,
-              last_order=3):
+              last_order=1):
     """Shared loop: `rk_warmup` pseudo-RK4 steps, then exponential Adams-Bashforth of `order`."""
     _check(order, model_kind)
     extra_args = {} if extra_args is None else extra_args
@@ -214,7 +214,7 @@ def plms_core(model, x, sigmas, extra_args=None, callback=None, model_kind="ve",
 
 @torch.no_grad()
 def sample_lab_plms(model, x, sigmas, extra_args=None, callback=None, disable=None, model_kind="ve", order=4,
-                    last_order=3):
+                    last_order=1):
     """PLMS on the data prediction (Liu et al. 2022, eq. 12) as exponential Adams-Bashforth in lambda.
 
     Steps of order `order` (default 4) after a multistep warm-up of orders 1..order-1, so the global
@@ -226,7 +226,7 @@ def sample_lab_plms(model, x, sigmas, extra_args=None, callback=None, disable=No
 
 @torch.no_grad()
 def sample_lab_pndm(model, x, sigmas, extra_args=None, callback=None, disable=None, model_kind="ve", order=4,
-                    last_order=3):
+                    last_order=1):
     """PNDM (Liu et al. 2022, eqs. 12-13): 3 pseudo-RK4 warm-up steps (4 calls each), then PLMS.
 
     Order 4; NFE = steps + 9 (a step to sigma = 0 costs 1 call and is not a warm-up step).

@@ -218,7 +218,7 @@ def sample_euler_x(model, x, sigmas, extra_args=None, callback=None, disable=Non
 
 @torch.no_grad()
 def sample_dpmpp_2m_x(model, x, sigmas, extra_args=None, callback=None, disable=None, model_kind="ve",
-                      last_order=3):
+                      last_order=1):
     """DPM-Solver++(2M) (Lu et al. 2022, arXiv:2211.01095, Alg. 2) in lambda = log(alpha/beta).
 
     Order 2 (first step DDIM), 1 call per step; the step to sigma = 0 is plms.final_step (AB in rho on
