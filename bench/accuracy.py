@@ -500,6 +500,9 @@ def main(argv=None):
     meta = {"units": [m for _, m in results], "date": common.today(), "machine": common.machine(),
             "quick": args.quick, "comfyui": common.comfy_version()}
     heads = {f: headline(rows, f, nfes) for f in fams}
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "accuracy_rows_checkpoint.json"), "w") as fh:   # hours of runs: keep them first
+        json.dump({"meta": meta, "rows": rows}, fh, default=str)
     if "labnet" in heads:
         heads["labnet"] = quality(heads["labnet"], args.quick)
     meta["seconds"] = time.time() - t0

@@ -43,7 +43,8 @@ class GuidedUnit:
         guider.set_cfg(self.cfg)
         noise = self.noise if noise is None else noise
         t0 = time.perf_counter()
-        out = guider.sample(noise, torch.zeros_like(noise), sampler, sigmas, disable_pbar=True, seed=0)
+        with torch.no_grad():   # as ComfyUI executes prompts; not every sampler function disables autograd itself
+            out = guider.sample(noise, torch.zeros_like(noise), sampler, sigmas, disable_pbar=True, seed=0)
         return out, box["n"], time.perf_counter() - t0, box["first"]
 
     def optimizer_conds(self):
