@@ -6,7 +6,6 @@ CFGGuider exactly as a KSampler runs them, with every guided model evaluation co
 - LabNetUnit: the learned Lab Net; reference = the guided learned model's own PF-ODE solution (RK4 in
   log sigma through ComfyUI, to the model's sigma_min, then its denoised); mode = the digit scorer's class.
 """
-import math
 import time
 
 import torch
@@ -90,24 +89,19 @@ _SCORER = {}
 
 
 def log_sigma_rk4(steps, sigma_stop):
-    """A KSAMPLER function: classic RK4 (order 4, 4 calls per step) on dx/dtau = x - D(x, e^tau),
-    tau = log sigma, from sigmas[0] down to sigma_stop; returns D(x, sigma_stop). Ignores inner sigmas."""
+    """A KSAMPLER function: lab.reference_solution's RK4 in log sigma (order 4, 4 calls per step) on the
+    model ComfyUI hands a sampler, from sigmas[0] down to sigma_stop; returns D(x, sigma_stop). Ignores
+    the inner sigmas."""
+    from lab import reference_solution
+
     @torch.no_grad()
     def sample(model, x, sigmas, extra_args=None, callback=None, disable=None):
         extra_args = extra_args or {}
         s_in = x.new_ones([x.shape[0]])
-        x = x.to(torch.float64)
-        taus = torch.linspace(math.log(float(sigmas[0])), math.log(sigma_stop), steps + 1, dtype=torch.float64)
 
-        def f(xx, tau):
-            return xx - model(xx.float(), s_in * math.exp(tau), **extra_args).to(torch.float64)
-        for i in range(steps):
-            t0, h = float(taus[i]), float(taus[i + 1] - taus[i])
-            k1 = f(x, t0)
-            k2 = f(x + 0.5 * h * k1, t0 + 0.5 * h)
-            k3 = f(x + 0.5 * h * k2, t0 + 0.5 * h)
-            k4 = f(x + h * k3, t0 + h)
-            x = x + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
+        def denoise(xx, sigma):
+            return model(xx.float(), s_in * sigma, **extra_args).to(torch.float64)
+        x = reference_solution(denoise, x, float(sigmas[0]), sigma_stop, steps=steps)
         return model(x.float(), s_in * sigma_stop, **extra_args)
     return sample
 
