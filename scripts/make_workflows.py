@@ -66,13 +66,19 @@ def lab_front(g, parameterization="eps", batch=4, class_id=0):
     return model, cond, latent
 
 
-def ksampler_chain(g, model, cond, latent, sampler, scheduler, steps, cfg, y, prefix):
+def ksampler_chain(g, model, cond, latent, sampler, scheduler, steps, cfg, y, prefix, vae=None):
+    """KSampler -> decode -> SaveImage. vae: (node, slot) of a VAE (stock VAE Decode), else Lab Decode."""
     ks = g.add("KSampler", [42, "fixed", steps, cfg, sampler, scheduler, 1.0], (380, y),
                inputs=[("model", "MODEL", (model, 0)), ("positive", "CONDITIONING", (cond, 0)),
                        ("negative", "CONDITIONING", (cond, 1)), ("latent_image", "LATENT", (latent, 0))],
-               size=(320, 270), title=f"KSampler: {sampler} / {scheduler}, {steps} steps")
-    dec = g.add("SamplerLabDecode", [], (740, y), inputs=[("samples", "LATENT", (ks, 0))], size=(220, 60))
-    g.add("SaveImage", [prefix], (1000, y), inputs=[("images", "IMAGE", (dec, 0))], size=(300, 300))
+               size=(320, 270), title=f"KSampler: {sampler} / {scheduler}, {steps} steps"
+               + (f", cfg {cfg}" if vae else ""))
+    if vae:
+        dec = g.add("VAEDecode", [], (740, y), inputs=[("samples", "LATENT", (ks, 0)), ("vae", "VAE", vae)],
+                    size=(220, 60))
+    else:
+        dec = g.add("SamplerLabDecode", [], (740, y), inputs=[("samples", "LATENT", (ks, 0))], size=(220, 60))
+    g.add("SaveImage", [prefix], (1000, y), inputs=[("images", "IMAGE", (dec, 0))], size=(420, 300) if vae else (300, 300))
 
 
 def lab_first_run(pack_sampler, pack_scheduler):
@@ -450,21 +456,12 @@ def labnet_front(g, parameterization="eps", digit=3, batch=8):
     return loader, cond, latent
 
 
-def labnet_chain(g, loader, cond, latent, sampler, scheduler, steps, cfg, y, prefix):
-    ks = g.add("KSampler", [42, "fixed", steps, cfg, sampler, scheduler, 1.0], (380, y),
-               inputs=[("model", "MODEL", (loader, 0)), ("positive", "CONDITIONING", (cond, 0)),
-                       ("negative", "CONDITIONING", (cond, 1)), ("latent_image", "LATENT", (latent, 0))],
-               size=(320, 270), title=f"KSampler: {sampler} / {scheduler}, {steps} steps, cfg {cfg}")
-    dec = g.add("VAEDecode", [], (740, y), inputs=[("samples", "LATENT", (ks, 0)), ("vae", "VAE", (loader, 1))],
-                size=(220, 60))
-    g.add("SaveImage", [prefix], (1000, y), inputs=[("images", "IMAGE", (dec, 0))], size=(420, 300))
-
-
 def labnet_first_run(pack_sampler, pack_scheduler):
     g = Graph()
     loader, cond, latent = labnet_front(g)
-    labnet_chain(g, loader, cond, latent, "euler", "karras", 10, 3.0, 0, "sampler_lab/first_run_core")
-    labnet_chain(g, loader, cond, latent, pack_sampler, pack_scheduler, 10, 3.0, 400, "sampler_lab/first_run_pack")
+    ksampler_chain(g, loader, cond, latent, "euler", "karras", 10, 3.0, 0, "sampler_lab/first_run_core", vae=(loader, 1))
+    ksampler_chain(g, loader, cond, latent, pack_sampler, pack_scheduler, 10, 3.0, 400, "sampler_lab/first_run_pack",
+                   vae=(loader, 1))
     g.note("Sampler Lab - first run (no checkpoint, no GPU needed)\n\n"
            "Lab Net is a small learned diffusion model of handwritten digits that ships with the pack: ComfyUI's "
            "own SD-family UNet, so this is exactly how a checkpoint samples, in a second on a CPU.\n"
@@ -517,8 +514,8 @@ def labnet_cfg_vs_cfgpp():
     loader, cond, latent = labnet_front(g, digit=5)
     rows = [("euler", 5.0), ("euler_cfg_pp", 1.0), ("lab_plms", 5.0), ("lab_plms_cfg_pp", 1.0)]
     for k, (sampler, cfg) in enumerate(rows):
-        labnet_chain(g, loader, cond, latent, sampler, "karras", 12, cfg, 400 * k,
-                     f"sampler_lab/cfg_vs_cfgpp_{k + 1}_{sampler}")
+        ksampler_chain(g, loader, cond, latent, sampler, "karras", 12, cfg, 400 * k,
+                       f"sampler_lab/cfg_vs_cfgpp_{k + 1}_{sampler}", vae=(loader, 1))
     g.note("Sampler Lab - CFG vs CFG++ on Lab Net (no checkpoint needed)\n\n"
            "Four rows, same seed, same 12 karras steps, 8 images of the digit 5 against the unconditional model:\n"
            "1. euler, classic CFG 5.0    2. euler_cfg_pp, CFG++ 1.0\n"
