@@ -4,6 +4,8 @@ space-to-depth "VAE" as a comfy.sd.VAE, so the stock VAE Decode / VAE Encode nod
 
 The architecture and latent maps are pure (lab/labnet.py); this file only adapts them to ComfyUI.
 """
+import os
+
 import torch
 
 import comfy.latent_formats
@@ -55,7 +57,6 @@ def build_labnet_base(parameterization, flow_shift=labnet.FLOW_SHIFT, device=Non
 def load_labnet(parameterization="eps", flow_shift=labnet.FLOW_SHIFT):
     """MODEL (ModelPatcher) with the shipped weights: what the Lab Net Loader node returns."""
     from safetensors.torch import load_file
-    import os
     path = labnet.weight_path(parameterization)
     if not os.path.isfile(path):
         raise labnet.LabNetError(f"Lab Net weights missing at {path}: reinstall the pack "
