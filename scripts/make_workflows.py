@@ -95,19 +95,17 @@ def lab_first_run(pack_sampler, pack_scheduler):
     return g
 
 
-def lab_step_sweep():
-    """Steps x sampler on the lab model: grid, chart, report and the recommended step count."""
-    g = Graph()
-    model = g.add("SamplerLabModel", ["eps", 3.0, 6, 3, 0.05, 0, "float32"], (0, 0), size=(320, 230))
-    cond = g.add("SamplerLabConditioning", [0], (0, 280), size=(320, 90))
-    latent = g.add("SamplerLabEmptyLatent", [128, 128, 1, 1], (0, 420), size=(320, 150))
+def sweep_with_outputs(g, model, latent, cond, cell_size, vae=None):
+    """The lab workflows' Step Sweep (steps 4-32 x euler, dpmpp_2m, heun, lab_rk4) with its grid, chart,
+    recommended steps and report wired to outputs. vae: (node, slot) of the model's VAE, if it has one."""
+    inputs = [("model", "MODEL", (model, 0)), ("latent_image", "LATENT", (latent, 0)),
+              ("positive", "CONDITIONING", (cond, 0)), ("negative", "CONDITIONING", (cond, 1))]
     sweep = g.add("SamplerLabStepSweep",
                   [42, "fixed", 20, 3.0, "euler", "karras", 1.0,
                    "steps", "4,8,16,32", "sampler", "euler, dpmpp_2m, heun, lab_rk4", "none", "",
-                   False, "lab_rk4", 48, 0.02, 64, 256, "sampler_lab/step_sweep"],
+                   False, "lab_rk4", 48, 0.02, 64, cell_size, "sampler_lab/step_sweep"],
                   (380, 0), size=(380, 640), title="Step Sweep: steps x sampler",
-                  inputs=[("model", "MODEL", (model, 0)), ("latent_image", "LATENT", (latent, 0)),
-                          ("positive", "CONDITIONING", (cond, 0)), ("negative", "CONDITIONING", (cond, 1))])
+                  inputs=inputs + ([("vae", "VAE", vae)] if vae else []))
     g.add("SaveImage", ["sampler_lab/step_sweep_grid"], (800, 0), inputs=[("images", "IMAGE", (sweep, 0))],
           size=(520, 560), title="Grid")
     g.add("SaveImage", ["sampler_lab/step_sweep_chart"], (1340, 0), inputs=[("images", "IMAGE", (sweep, 2))],
@@ -116,6 +114,15 @@ def lab_step_sweep():
           title="Recommended steps")
     g.add("PreviewAny", [], (800, 600), inputs=[("source", "STRING", (sweep, 3))], size=(520, 300),
           title="Report (JSON)")
+
+
+def lab_step_sweep():
+    """Steps x sampler on the lab model: grid, chart, report and the recommended step count."""
+    g = Graph()
+    model = g.add("SamplerLabModel", ["eps", 3.0, 6, 3, 0.05, 0, "float32"], (0, 0), size=(320, 230))
+    cond = g.add("SamplerLabConditioning", [0], (0, 280), size=(320, 90))
+    latent = g.add("SamplerLabEmptyLatent", [128, 128, 1, 1], (0, 420), size=(320, 150))
+    sweep_with_outputs(g, model, latent, cond, cell_size=256)
     g.note("Sampler Lab - step sweep (no checkpoint needed)\n\n"
            "Columns: steps 4, 8, 16, 32. Rows: euler, dpmpp_2m, heun, lab_rk4. Same seed everywhere.\n"
            "Under each cell: model calls actually counted (heun and lab_rk4 call the model 2 and 4 times per "
@@ -476,28 +483,13 @@ def labnet_step_sweep():
     """Steps x sampler on Lab Net with its VAE: digits in every cell, the numbers beside them."""
     g = Graph()
     loader, cond, latent = labnet_front(g, batch=1)
-    sweep = g.add("SamplerLabStepSweep",
-                  [42, "fixed", 20, 3.0, "euler", "karras", 1.0,
-                   "steps", "4,8,16,32", "sampler", "euler, dpmpp_2m, heun, lab_rk4", "none", "",
-                   False, "lab_rk4", 48, 0.02, 64, 128, "sampler_lab/step_sweep"],
-                  (380, 0), size=(380, 640), title="Step Sweep: steps x sampler",
-                  inputs=[("model", "MODEL", (loader, 0)), ("latent_image", "LATENT", (latent, 0)),
-                          ("positive", "CONDITIONING", (cond, 0)), ("negative", "CONDITIONING", (cond, 1)),
-                          ("vae", "VAE", (loader, 1))])
-    g.add("SaveImage", ["sampler_lab/step_sweep_grid"], (800, 0), inputs=[("images", "IMAGE", (sweep, 0))],
-          size=(520, 560), title="Grid")
-    g.add("SaveImage", ["sampler_lab/step_sweep_chart"], (1340, 0), inputs=[("images", "IMAGE", (sweep, 2))],
-          size=(620, 360), title="Chart")
-    g.add("PreviewAny", [], (1340, 400), inputs=[("source", "INT", (sweep, 4))], size=(300, 120),
-          title="Recommended steps")
-    g.add("PreviewAny", [], (800, 600), inputs=[("source", "STRING", (sweep, 3))], size=(520, 300),
-          title="Report (JSON)")
+    sweep_with_outputs(g, loader, latent, cond, cell_size=128, vae=(loader, 1))
     g.note("Sampler Lab - step sweep on Lab Net (no checkpoint, no GPU needed)\n\n"
            "Lab Net draws a handwritten 3 (change the digit in 'Lab Net Digit'). Columns: steps 4, 8, 16, 32. "
            "Rows: euler, dpmpp_2m, heun, lab_rk4. Same seed everywhere, so every cell tries to draw the same 3.\n"
            "Under each cell: model calls actually counted (heun and lab_rk4 call the model 2 and 4 times per "
-           "step), sampling time, and the distance to the reference (lab_rk4, 48 steps) with PSNR/SSIM of the "
-           "decoded picture.\n\n"
+           "step), sampling time, and dist = distance to the reference (Lab Net's own ODE solved by 48 RK4 steps "
+           "in log sigma, so no row is measured against itself) with PSNR/SSIM of the decoded picture.\n\n"
            "Look at: at 4 steps the strokes are blurred or broken; where each row stops changing is the step count "
            "you need. 'Recommended steps' = the cheapest setting within tolerance. Turn on equal_cost to compare "
            "at the same number of model calls instead of steps.\n\n"
