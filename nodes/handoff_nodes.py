@@ -21,7 +21,7 @@ _TIP_PRESET = ("A model family's published boundary (Wan 2.2 A14B: T2V sigma 0.8
                "configs); 'custom' uses mode + boundary.")
 
 
-def _timestep_to_sigma(model_sampling, t):
+def timestep_to_sigma(model_sampling, t):
     """The sigma whose model_sampling.timestep() is t (bisection in log sigma: works for every model class)."""
     lo, hi = float(model_sampling.sigma_min), float(model_sampling.sigma_max)
     ts = [float(model_sampling.timestep(torch.tensor([v], dtype=torch.float64)).reshape(-1)[0]) for v in (lo, hi)]
@@ -49,7 +49,7 @@ def switch_index(sigmas, mode, boundary, preset="custom", model=None):
     if mode == "timestep":
         if model is None:
             raise ValueError("mode 'timestep' needs the model input connected (to turn the timestep into a sigma)")
-        boundary = _timestep_to_sigma(model.get_model_object("model_sampling"), float(boundary))
+        boundary = timestep_to_sigma(model.get_model_object("model_sampling"), float(boundary))
     elif mode != "sigma":
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     return split_index_at_sigma(sigmas, boundary)
@@ -84,6 +84,29 @@ class SamplerLabSplitAtBoundary:
         k = switch_index(sigmas, mode, boundary, preset, model)
         high, low = split(sigmas, k)
         return (high, low, k)
+
+
+def sample_handoff(guider_high, guider_low, noise, x, sampler, sigmas, k, mask=None, callback=None,
+                   disable_pbar=True, seed=0):
+    """The two-model run: guider_high samples the first k steps of `sigmas` from `noise`, guider_low
+    the rest from where it left off. The low part adds no noise of its own (its noise is zeros: the
+    latent already holds the noise of sigmas[k], as KSamplerAdvanced's add_noise=disable does) and a
+    stochastic sampler there draws from seed + 1, so its noise differs from the high part's.
+    callback(step, x0, x, total) counts steps over the whole schedule. Returns the latent (outer scale,
+    as guider.sample returns it)."""
+    high, low = split(sigmas, k)
+    steps = sigmas.shape[-1] - 1
+    zeros = torch.zeros(noise.shape, dtype=noise.dtype, layout=noise.layout, device=noise.device)
+    if k > 0:
+        x = guider_high.sample(noise, x, sampler, high, denoise_mask=mask, callback=callback,
+                               disable_pbar=disable_pbar, seed=seed)
+    if k < steps:
+        def offset(step, x0, xs, total):
+            if callback is not None:
+                return callback(step + k, x0, xs, steps)
+        x = guider_low.sample(zeros if k > 0 else noise, x, sampler, low, denoise_mask=mask, callback=offset,
+                              disable_pbar=disable_pbar, seed=seed + 1 if k > 0 else seed)
+    return x
 
 
 def _guider(model, positive, negative, cfg):
@@ -126,24 +149,15 @@ class SamplerLabTwoModelSampler:
     def sample(self, model_high, model_low, positive, negative, cfg_high, cfg_low, sampler, sigmas, noise_seed,
                add_noise, latent_image, mode, boundary, preset):
         k = switch_index(sigmas, mode, boundary, preset, model_high)
-        high, low = split(sigmas, k)
         steps = sigmas.shape[-1] - 1
         latent = latent_image.copy()
         x = comfy.sample.fix_empty_latent_channels(model_high, latent["samples"])
-        mask = latent.get("noise_mask")
         zeros = torch.zeros(x.shape, dtype=x.dtype, layout=x.layout, device="cpu")
         noise = comfy.sample.prepare_noise(x, noise_seed, latent.get("batch_index")) if add_noise else zeros
-        pbar = latent_preview.prepare_callback(model_high, steps)
-        disable = not comfy.utils.PROGRESS_BAR_ENABLED
-        if k > 0:
-            x = _guider(model_high, positive, negative, cfg_high).sample(
-                noise, x, sampler, high, denoise_mask=mask, callback=pbar, disable_pbar=disable, seed=noise_seed)
-        if k < steps:
-            def offset(step, x0, xs, total):
-                return pbar(step + k, x0, xs, steps)
-            x = _guider(model_low, positive, negative, cfg_low).sample(
-                zeros if k > 0 else noise, x, sampler, low, denoise_mask=mask, callback=offset, disable_pbar=disable,
-                seed=noise_seed + 1 if k > 0 else noise_seed)
+        high, low = _guider(model_high, positive, negative, cfg_high), _guider(model_low, positive, negative, cfg_low)
+        x = sample_handoff(high, low, noise, x, sampler, sigmas, k, latent.get("noise_mask"),
+                           latent_preview.prepare_callback(model_high, steps), not comfy.utils.PROGRESS_BAR_ENABLED,
+                           noise_seed)
         out = latent.copy()
         out["samples"] = x.to(comfy.model_management.intermediate_device())
         return (out,)

@@ -25,6 +25,8 @@ from ..sweep.axes import SweepAxisError
 from ..sweep.engine import Hooks, Sampled, SweepRun, plan_sweep
 from ..sweep.outputs import viewer_payload
 from . import sweep_runtime as rt
+from .handoff_nodes import sample_handoff
+from .sweep_models import boundary_switch
 
 log = logging.getLogger("sampler_lab")
 CATEGORY = "sampling/Sampler Lab"
@@ -58,19 +60,55 @@ class ComfySweep:
                                sampler_input=kw.get("sampler") is not None,
                                sigmas_steps=int(sigmas.shape[-1] - 1) if sigmas is not None else None,
                                spec=pack_spec,
-                               reference_method=rt.ode_reference_label(kw["reference_steps"]) if lab else None)
-        self.factory = rt.GuiderFactory(kw["model"], kw.get("positive"), kw.get("negative"), kw.get("guider"), self.meter)
-        for key in {(c.params["cfg"], c.params["controlnet_end"]) for c in self.plan.cells}:
-            self.factory.get(key[0], key[1], self.plan.cfg_swept)   # bad cfg / ControlNet axes fail here, early
+                               reference_method=rt.ode_reference_label(kw["reference_steps"]) if lab else None,
+                               second_model=kw.get("model_low") is not None, guider_input=kw.get("guider") is not None)
+        self.factory = rt.GuiderFactory(kw["model"], kw.get("positive"), kw.get("negative"), kw.get("guider"),
+                                        self.meter, kw.get("model_low"))
+        for c in self.plan.cells:     # bad cfg / ControlNet / shift axes fail here, early (each guider is built once)
+            p = c.params
+            self.factory.get(p["cfg"], p["controlnet_end"], self.plan.cfg_swept, p["shift"])
+            if p["boundary"] is not None:
+                self.factory.get(p["cfg"], p["controlnet_end"], self.plan.cfg_swept, p["shift"], low=True)
+        self.check_boundaries()
         self.decoder = rt.Decoder(self.model, kw.get("vae"))
         return self.plan
+
+    def check_boundaries(self):
+        """A boundary outside a cell's (or the reference's) schedule fails the sweep before it starts."""
+        ref = self.plan.reference
+        seen = set()
+        for c in self.plan.cells:
+            p = c.params
+            if p["boundary"] is None:
+                continue
+            runs = [(p["sampler"], p["steps"] or c.nfe_budget)]
+            if ref["sampler"] != "none":
+                runs.append(("euler" if self.lab_reference else ref["sampler"], ref["steps"]))
+            for sampler_name, steps in runs:
+                key = (sampler_name, p["scheduler"], steps, p["denoise"], p["shift"], p["boundary"])
+                if key not in seen:
+                    seen.add(key)
+                    self.switch_index(p, sampler_name, steps)
+
+    def switch_index(self, params, sampler_name, steps, sigmas=None):
+        """Steps of `sigmas` (default: the cell's schedule) on the high-noise side of its boundary."""
+        if sigmas is None:
+            sigmas = self.sigmas(params, sampler_name, steps)
+        where = f"the schedule ({params['scheduler']}, {steps} steps, denoise {params['denoise']:g})"
+        return boundary_switch(sigmas, params["boundary"], self.factory.patcher(params["shift"]), where)
+
+    def sigmas(self, params, sampler_name, steps):
+        """The cell's schedule, from its (shifted) model's sampling."""
+        return rt.cell_sigmas(self.factory.patcher(params["shift"]), sampler_name, params["scheduler"], steps,
+                              params["denoise"], self.kw.get("sigmas"))
 
     def folder(self):
         kw = self.kw
         out_dir = os.path.abspath(folder_paths.get_output_directory())
         prefix = (kw["filename_prefix"] or "sampler_lab/sweep").strip().replace("\\", "/")
         fp = rt.fingerprint(self.model, kw.get("positive"), kw.get("negative"), kw["latent_image"], kw.get("vae"),
-                            kw.get("sampler"), kw.get("sigmas"), kw.get("guider"), kw.get("prompt"), kw.get("unique_id"))
+                            kw.get("sampler"), kw.get("sigmas"), kw.get("guider"), kw.get("prompt"),
+                            kw.get("unique_id"), kw.get("model_low"))
         folder = os.path.abspath(os.path.join(out_dir, f"{prefix}_{fp}"))
         if os.path.commonpath([out_dir, folder]) != out_dir or os.path.isabs(prefix):
             raise SweepAxisError(f"filename_prefix {prefix!r} points outside ComfyUI's output folder; use a relative "
@@ -83,19 +121,25 @@ class ComfySweep:
             self.noise_cache = (seed, rt.prepare_latent(self.model, self.kw["latent_image"], seed))
         return self.noise_cache[1]
 
-    def _run(self, params, sampler, sigmas, on_step):
-        guider = self.factory.get(params["cfg"], params["controlnet_end"], self.plan.cfg_swept)
-        image, noise, mask = self._noise(params["seed"])
+    def _run(self, params, sampler, sigmas, on_step, sampler_name):
+        p = params
+        guider = self.factory.get(p["cfg"], p["controlnet_end"], self.plan.cfg_swept, p["shift"])
+        image, noise, mask = self._noise(p["seed"])
 
         def callback(i, x0, x, total):
             comfy.model_management.throw_exception_if_processing_interrupted()
             if on_step is not None:
                 on_step(i, x0, total)
+        k = None if p["boundary"] is None else self.switch_index(p, sampler_name, int(sigmas.shape[-1] - 1), sigmas)
         self.meter.reset()
         t0 = time.perf_counter()
         try:
-            out = guider.sample(noise, image, sampler, sigmas, denoise_mask=mask, callback=callback,
-                                disable_pbar=True, seed=params["seed"])
+            if k is None:
+                out = guider.sample(noise, image, sampler, sigmas, denoise_mask=mask, callback=callback,
+                                    disable_pbar=True, seed=p["seed"])
+            else:       # the Two-Model Sampler's run: model above the boundary, model_low below it
+                low = self.factory.get(p["cfg"], p["controlnet_end"], self.plan.cfg_swept, p["shift"], low=True)
+                out = sample_handoff(guider, low, noise, image, sampler, sigmas, k, mask, callback, True, p["seed"])
         except Exception as e:
             if "out of memory" in str(e).lower() or type(e).__name__ == "OutOfMemoryError":
                 comfy.model_management.soft_empty_cache()
@@ -105,16 +149,15 @@ class ComfySweep:
                        call_s, list(self.meter.call_times))
 
     def sample(self, params, sampler_name, steps, on_step):
-        sigmas = rt.cell_sigmas(self.model, sampler_name, params["scheduler"], steps, params["denoise"],
-                                self.kw.get("sigmas"))
-        return self._run(params, rt.sampler_object(sampler_name, self.kw.get("sampler")), sigmas, on_step)
+        sigmas = self.sigmas(params, sampler_name, steps)
+        return self._run(params, rt.sampler_object(sampler_name, self.kw.get("sampler")), sigmas, on_step, sampler_name)
 
     def reference(self, params, steps, on_step):
         """The lab models' reference: their probability-flow ODE solved to high accuracy (RK4 in log
-        sigma, float64) on the reference's schedule, through the same guider as the cells."""
-        sigmas = rt.cell_sigmas(self.model, "euler", params["scheduler"], steps, params["denoise"],
-                                self.kw.get("sigmas"))
-        return self._run(params, rt.ode_reference_sampler(steps), sigmas, on_step)
+        sigma, float64) on the reference's schedule, through the same guider as the cells (with a
+        boundary: RK4 on each side of it, on each side's model)."""
+        sigmas = self.sigmas(params, "euler", steps)
+        return self._run(params, rt.ode_reference_sampler(steps), sigmas, on_step, "euler")
 
     def progress(self, done, total, x0):
         if self.pbar is None or self.pbar.total != total:
@@ -152,7 +195,7 @@ class ComfySweep:
         context = {"fingerprint": fp, "model": type(self.model.model).__name__,
                    "latent_shape": list(kw["latent_image"]["samples"].shape),
                    "inputs": {k: kw.get(k) is not None for k in ("positive", "negative", "vae", "sampler", "sigmas",
-                                                                 "guider")}}
+                                                                 "guider", "model_low")}}
         got = SweepRun(plan, hooks, folder, context).execute(t_start)
         rep = got.report
         sub = os.path.relpath(folder, out_dir).replace(os.sep, "/")
@@ -166,7 +209,8 @@ class ComfySweep:
 
 class SamplerLabStepSweep:
     DESCRIPTION = ("Answers 'how many steps, which sampler, which schedule?' for your model with numbers: runs a grid "
-                   "of settings (steps, sampler, scheduler, cfg, denoise, seed, ControlNet end) on your MODEL, "
+                   "of settings (steps, sampler, scheduler, cfg, denoise, seed, ControlNet end, a flow model's shift, "
+                   "the boundary of a two-model hand-off) on your MODEL, "
                    "conditioning and latent, counts model calls, times each cell, measures the distance to a "
                    "high-accuracy reference and recommends the sampler, scheduler and steps that reach your tolerance "
                    "at the fewest model calls (outputs you can wire into a KSampler). Cells are saved as they finish; "
@@ -198,7 +242,7 @@ class SamplerLabStepSweep:
                   "commas, wildcards allowed (lab_rk*).")
         return {
             "required": {
-                "model": ("MODEL", {"tooltip": "The model to sweep (ignored when a GUIDER is connected: its model is used)."}),
+                "model": ("MODEL", {"tooltip": "The model to sweep (ignored when a GUIDER is connected: its model is used). With a boundary axis: the model for the steps above the boundary (Wan 2.2: the high-noise expert)."}),
                 "latent_image": ("LATENT", {"tooltip": "The latent to sample (empty latent, or an image latent for img2img with denoise < 1). 4-D image or 5-D video latents."}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True,
                                  "tooltip": "Noise seed shared by every cell (unless the seed axis varies it). Keep it fixed to resume a sweep."}),
@@ -243,12 +287,16 @@ class SamplerLabStepSweep:
                 "sampler": ("SAMPLER", {"tooltip": "Any SAMPLER (core, pack or another pack's node); the sampler axis calls it 'input'."}),
                 "sigmas": ("SIGMAS", {"tooltip": "Any SIGMAS; the scheduler axis calls it 'input'; a steps axis resamples it (log-linear)."}),
                 "guider": ("GUIDER", {"tooltip": "Any GUIDER (CFGGuider, DualCFGGuider, BasicGuider, ...) used instead of MODEL + conditioning."}),
+                "model_low": ("MODEL", {"tooltip": "The model for the steps below the boundary (Wan 2.2: the low-noise expert; "
+                                                   "SDXL: the refiner); `model` runs the steps above it. Needed by the boundary "
+                                                   "axis, and only used by it."}),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
         }
 
     def sweep(self, **kw):
-        for k in ("positive", "negative", "vae", "sampler", "sigmas", "guider", "prompt", "extra_pnginfo", "unique_id"):
+        for k in ("positive", "negative", "vae", "sampler", "sigmas", "guider", "model_low", "prompt", "extra_pnginfo",
+                  "unique_id"):
             kw.setdefault(k, None)
         return ComfySweep(kw).execute()
 

@@ -22,6 +22,7 @@ from ..lab.decode import latent_to_rgb
 from ..lab.reference import reference_solution
 from ..sweep.axes import SweepAxisError
 from ..sweep.plan import resample_sigmas, stable_hash, tensor_digest
+from .sweep_models import CellModels
 
 WRAPPER_KEY = "sampler_lab_sweep"
 
@@ -95,28 +96,32 @@ def rescale_control_end(entries, end, memo, raw=True):
 # Guiders ----------------------------------------------------------------------------------------
 class GuiderFactory:
     """Builds the guider of a cell: the connected GUIDER (copied) or a CFGGuider from MODEL and
-    CONDITIONING, with the meter's model_options."""
+    CONDITIONING, with the meter's model_options; on the cell's shifted model (shift axis) and, for
+    the steps below a boundary, on model_low (nodes/sweep_models.py)."""
 
-    def __init__(self, model, positive, negative, guider, meter):
+    def __init__(self, model, positive, negative, guider, meter, model_low=None):
         if guider is None and (positive is None or negative is None):
             raise SweepAxisError("connect positive and negative CONDITIONING (or a GUIDER)")
         self.model, self.positive, self.negative, self.guider = model, positive, negative, guider
+        self.models = CellModels(guider.model_patcher if guider is not None else model, model_low)
         self.options = meter.install(guider.model_options if guider is not None else model.model_options)
+        self.options_low = meter.install(model_low.model_options) if model_low is not None else None
         self.built = {}
 
-    def get(self, cfg, controlnet_end, cfg_swept):
+    def get(self, cfg, controlnet_end, cfg_swept, shift=None, low=False):
         """The guider for these settings, built once per sweep (a guider copies its conds at
         every sample() call, so one object serves every cell that shares cfg and ControlNet end)."""
-        key = (float(cfg), controlnet_end, bool(cfg_swept))
+        key = (float(cfg), controlnet_end, bool(cfg_swept), shift, bool(low))
         if key not in self.built:
-            self.built[key] = self.build(cfg, controlnet_end, cfg_swept)
+            self.built[key] = self.build(cfg, controlnet_end, cfg_swept, self.models.get(shift, low))
+            self.built[key].model_options = self.options_low if low else self.options
         return self.built[key]
 
-    @property
-    def patcher(self):
-        return self.guider.model_patcher if self.guider is not None else self.model
+    def patcher(self, shift=None):
+        """The (shifted) model the cells' schedules come from."""
+        return self.models.get(shift)
 
-    def build(self, cfg, controlnet_end, cfg_swept):
+    def build(self, cfg, controlnet_end, cfg_swept, patcher):
         memo = {}
         if self.guider is None:
             pos, neg = self.positive, self.negative
@@ -126,11 +131,12 @@ class GuiderFactory:
                 if not (f1 or f2):
                     raise SweepAxisError("controlnet_end axis: the conditioning has no ControlNet attached; apply "
                                          "one (Apply ControlNet) before this node or remove the axis")
-            g = comfy.samplers.CFGGuider(self.model)
+            g = comfy.samplers.CFGGuider(patcher)
             g.set_conds(pos, neg)
             g.set_cfg(cfg)
         else:
             g = copy.copy(self.guider)
+            g.model_patcher = patcher          # the shifted clone on a shift axis (core guiders sample with it)
             if controlnet_end is not None:
                 conds, found = {}, False
                 for k, v in self.guider.original_conds.items():
@@ -145,7 +151,6 @@ class GuiderFactory:
                 except (AttributeError, TypeError):
                     raise SweepAxisError(f"cfg axis: the connected {type(self.guider).__name__} has no single cfg "
                                          f"to set; remove the cfg axis or use MODEL + CONDITIONING") from None
-        g.model_options = self.options
         return g
 
 
@@ -352,7 +357,8 @@ def _prompt_ancestors(prompt, node_id):
     return out
 
 
-def fingerprint(patcher, positive, negative, latent, vae, sampler_input, sigmas_input, guider, prompt, node_id):
+def fingerprint(patcher, positive, negative, latent, vae, sampler_input, sigmas_input, guider, prompt, node_id,
+                model_low=None):
     """Digest of everything the cells depend on apart from their own settings."""
     model = patcher.model
     desc = {
@@ -374,5 +380,11 @@ def fingerprint(patcher, positive, negative, latent, vae, sampler_input, sigmas_
                                                 "conds": _describe(getattr(guider, "original_conds", {}))},
         "graph": _prompt_ancestors(prompt, node_id),
     }
+    if model_low is not None:         # only then: the digests of sweeps without one stay as they were
+        low = model_low.model
+        desc["model_low"] = {"model": type(low).__name__, "lab": getattr(low, "lab_settings", None),
+                             "weights": _first_param_digest(getattr(low, "diffusion_model", low)),
+                             "patches": sorted((str(k), len(v)) for k, v in model_low.patches.items())[:4096],
+                             "options": _describe(model_low.model_options)}
     return stable_hash(desc, 12)
 

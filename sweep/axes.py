@@ -4,12 +4,15 @@ Numbers: comma-separated values and inclusive ranges with a step, e.g. "8,12,16-
 -> 8, 12, 16, 20, 24, 28, 32. Integer ranges default to step 1 ("4-8"); float ranges need a
 step ("0.5-1.0:0.25"). Names: comma-separated, checked against the live list (sampler and
 scheduler names of ComfyUI, this pack and every other pack); shell wildcards pick several
-("lab_rk*"). Errors name the bad token and say how to fix it.
+("lab_rk*"). Boundaries (where a two-model hand-off happens) have their own forms: see
+boundary_axis.py. Errors name the bad token and say how to fix it.
 """
 import difflib
 import fnmatch
 import math
 import re
+
+from . import boundary_axis
 
 # kind -> (value type, minimum, maximum, unit label used in headers)
 AXES = {
@@ -21,7 +24,12 @@ AXES = {
     "denoise": ("float", 0.0, 1.0, "denoise"),
     "seed": ("int", 0, 2 ** 64 - 1, "seed"),
     "controlnet_end": ("float", 0.0, 1.0, "cn end"),
+    # the model-sampling shift of flow models (core's ModelSamplingSD3 / AuraFlow / Flux nodes allow 0-100)
+    "shift": ("float", 0.0, 100.0, "shift"),
+    "boundary": ("boundary", None, None, "boundary"),
 }
+_ABOVE_MIN = {"denoise", "shift"}       # axes whose minimum itself is not allowed (denoise 0, shift 0)
+_FIX = {"shift": " (1 = no shift; SD3 uses 3, Wan 2.2 configs 5-12)"}
 AXIS_NAMES = tuple(AXES)
 MAX_VALUES = 1000            # per axis, before the cell limit applies
 _FLOAT_EPS = 1e-9
@@ -86,6 +94,17 @@ def _names(token, axis, choices):
     raise SweepAxisError(f"{axis} axis: unknown {axis} {token!r}{hint}")
 
 
+def _numbers(kind, token, axis):
+    """A number or an inclusive range of numbers ("int" or "float" syntax) from one token."""
+    try:
+        return [_number(kind, token, axis)]
+    except SweepAxisError:
+        got = _range(kind, token, axis)
+        if got is None:
+            raise
+        return got
+
+
 def parse_axis(axis, text, choices=None):
     """Values of one axis from its text. `choices`: valid names for sampler / scheduler axes.
 
@@ -98,29 +117,25 @@ def parse_axis(axis, text, choices=None):
     tokens = [t.strip() for t in str(text).replace("\n", ",").replace(";", ",").split(",")]
     tokens = [t for t in tokens if t]
     if not tokens:
-        example = "euler, heun" if kind == "name" else ("8,12,16-32:4" if kind == "int" else "3.5,5,7.5")
+        example = {"name": "euler, heun", "int": "8,12,16-32:4", "boundary": "0.875, 0.9"}.get(kind, "3.5,5,7.5")
         raise SweepAxisError(f"{axis} axis is selected but its values are empty; type values like \"{example}\" "
                              f"or set the axis to none")
     values = []
     for token in tokens:
-        if kind == "name":
+        if kind == "boundary":
+            got = boundary_axis.parse_tokens([token], lambda t: _numbers("float", t, axis), SweepAxisError)
+        elif kind == "name":
             got = _names(token, axis, choices or ())
         else:
-            try:
-                got = [_number(kind, token, axis)]
-            except SweepAxisError:
-                got = _range(kind, token, axis)
-                if got is None:
-                    raise
+            got = _numbers(kind, token, axis)
             for v in got:
-                bad_low = v <= lo if axis == "denoise" else v < lo
+                bad_low = v <= lo if axis in _ABOVE_MIN else v < lo
                 if bad_low or v > hi:
-                    low = f"above {lo}" if axis == "denoise" else f"at least {lo}"
+                    low = f"above {lo:g}" if axis in _ABOVE_MIN else f"at least {lo}"
                     raise SweepAxisError(f"{axis} axis: {token!r} is out of range; {axis} must be {low} "
-                                         f"and at most {hi}")
-        for v in got:
-            if v not in values:
-                values.append(v)
+                                         f"and at most {hi}{_FIX.get(axis, '')}")
+        values.extend(got)
+    values = list(dict.fromkeys(values))          # duplicates dropped, first occurrence kept
     if len(values) > MAX_VALUES:
         raise SweepAxisError(f"{axis} axis has {len(values)} values (at most {MAX_VALUES})")
     return values
@@ -133,6 +148,8 @@ def format_value(axis, value):
     kind, _, _, unit = AXES[axis]
     if kind == "name":
         return str(value)
+    if kind == "boundary":
+        return f"{unit} {value}"
     text = f"{value:g}" if kind == "float" else str(value)
     return f"{unit} {text}"
 

@@ -28,7 +28,8 @@ from .report import build_report, to_csv, to_json
 from .writer import Writer
 
 log = logging.getLogger("sampler_lab")
-CACHE_VERSION = 3       # 3: a lab model's reference is its ODE solution; 2: references as .npy
+CACHE_VERSION = 4       # 4: cells and references keyed on shift and boundary too; 3: a lab model's reference
+                        # is its ODE solution; 2: references as .npy
 
 # One sampling run: the latent, counted model calls, seconds in the sampler, seconds of the whole
 # call, and the clock times of its first model calls (the warm-up measures a model call with them).
@@ -71,11 +72,37 @@ class SweepPlan:
     fixed: dict = field(default_factory=dict)   # the base settings no axis varies
 
 
+def check_handoff_axes(cells, second_model, guider_input=False):
+    """A boundary axis needs the second model (the boundary switches to it), and a connected second
+    model needs a boundary axis (it would silently do nothing otherwise); a GUIDER holds one model."""
+    swept = any(c.params["boundary"] is not None for c in cells)
+    if swept and not second_model:
+        raise SweepAxisError("boundary axis: connect model_low, the model for the steps below the boundary (Wan 2.2: "
+                             "the low-noise expert; SDXL: the refiner), or set the axis to none")
+    if swept and guider_input:
+        raise SweepAxisError("boundary axis: a connected GUIDER holds one model; disconnect it and connect model, "
+                             "positive and negative (and model_low)")
+    if second_model and not swept:
+        raise SweepAxisError("model_low is connected but no axis is boundary: pick boundary on an axis (e.g. "
+                             "\"0.875, 0.9\"; to sweep something else at one boundary, put that single boundary "
+                             "on the z axis) or disconnect model_low")
+
+
+def check_shift_axis(cells):
+    """A connected SIGMAS is a schedule the shift cannot change, and on a flow model the shift
+    changes nothing else: the axis would show one picture per value."""
+    if any(c.params["shift"] is not None and c.params["scheduler"] == "input" for c in cells):
+        raise SweepAxisError("shift axis: the schedule comes from the connected SIGMAS, which a shift does not "
+                             "change; disconnect sigmas (or leave 'input' out of the scheduler axis) so the "
+                             "schedule is computed from each shifted model")
+
+
 def plan_sweep(settings, samplers, schedulers, sampler_input=False, sigmas_steps=None, spec=lambda n: None,
-               reference_method=None):
+               reference_method=None, second_model=False, guider_input=False):
     """The cells of a sweep from its settings. samplers / schedulers: the names the host knows;
     sampler_input: a SAMPLER is connected (the sampler axis calls it 'input'); sigmas_steps: steps
-    of a connected SIGMAS (None: none). Errors are SweepAxisError naming the setting to fix."""
+    of a connected SIGMAS (None: none); second_model: a second MODEL for a boundary axis is
+    connected; guider_input: a GUIDER is. Errors are SweepAxisError naming the setting to fix."""
     kw = settings
     sampler_choices = list(samplers) + (["input"] if sampler_input else [])
     scheduler_choices = list(schedulers) + (["input"] if sigmas_steps is not None else [])
@@ -94,6 +121,8 @@ def plan_sweep(settings, samplers, schedulers, sampler_input=False, sigmas_steps
         choices = sampler_choices if axis == "sampler" else scheduler_choices
         pairs.append((axis, parse_axis(axis, kw[f"{which}_values"], choices)))
     cells, shape = plan_cells(pairs, base, bool(kw["equal_cost"]), int(kw["cell_limit"]))
+    check_handoff_axes(cells, second_model, guider_input)
+    check_shift_axis(cells)
     ref = kw["reference_sampler"]
     if ref != "none" and ref not in samplers:
         raise SweepAxisError(f"reference_sampler {ref!r} is not a sampler this ComfyUI knows")
@@ -164,6 +193,8 @@ class SweepRun:
             if spec is not None:
                 return spec.model_calls, spec.warmup_calls, "spec"
             key = f"{name}|{sched}|{cell.params['denoise']}"
+            if cell.params["boundary"] is not None:     # a hand-off runs the sampler twice: its own extra calls
+                key += f"|{cell.params['boundary']}"
             if key not in probes:
                 t0 = time.perf_counter()
                 counted = [self.sample(dict(cell.params, steps=n), name, n, progress=False).calls for n in (2, 3)]

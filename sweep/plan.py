@@ -9,10 +9,15 @@ import torch
 
 from .axes import SweepAxisError, check_axes, format_value
 
-PARAMS = ("sampler", "scheduler", "steps", "cfg", "denoise", "seed", "controlnet_end")
+PARAMS = ("sampler", "scheduler", "steps", "cfg", "denoise", "seed", "controlnet_end", "shift", "boundary")
+OPTIONAL_PARAMS = ("shift", "boundary")     # None unless an axis sets them: the model's own shift, one model
 AXIS_PARAM = {"steps": "steps", "sampler": "sampler", "scheduler": "scheduler", "cfg": "cfg",
-              "denoise": "denoise", "seed": "seed", "controlnet_end": "controlnet_end"}
-REFERENCE_PARAMS = ("cfg", "denoise", "seed", "controlnet_end")   # what the exact answer depends on
+              "denoise": "denoise", "seed": "seed", "controlnet_end": "controlnet_end", "shift": "shift",
+              "boundary": "boundary"}
+# What the exact answer depends on. shift: the ODE of a flow model does not change with it, but the
+# schedule's last sigma does, and that is where every sampler's answer is read; boundary: which model
+# solves which part of the ODE.
+REFERENCE_PARAMS = ("cfg", "denoise", "seed", "controlnet_end", "shift", "boundary")
 
 
 @dataclass
@@ -21,7 +26,7 @@ class Cell:
     grid: int                       # z index
     row: int                        # y index
     col: int                        # x index
-    params: dict                    # sampler, scheduler, steps, cfg, denoise, seed, controlnet_end
+    params: dict                    # PARAMS: sampler, scheduler, steps, cfg, ..., shift, boundary
     nfe_budget: int = None          # equal-cost mode: model calls allowed
     labels: dict = field(default_factory=dict)   # axis -> header text
     planned_calls: int = None       # equal-cost mode: calls the plan expects
@@ -42,9 +47,10 @@ def plan_cells(axes, base, equal_cost=False, cell_limit=64):
     holds NFE budgets and cells get steps later (resolve_equal_cost)."""
     axes = list(axes) + [("none", [None])] * (3 - len(axes))
     check_axes(axes)
-    missing = [k for k in PARAMS if k not in base]
+    missing = [k for k in PARAMS if k not in base and k not in OPTIONAL_PARAMS]
     if missing:
         raise SweepAxisError(f"base settings miss {', '.join(missing)}")
+    base = dict({k: None for k in OPTIONAL_PARAMS}, **base)
     if equal_cost and not any(a == "steps" for a, _ in axes):
         raise SweepAxisError("equal_cost needs a steps axis: its values are read as model-call budgets (NFE), "
                              "e.g. steps axis \"12,24,48\"")

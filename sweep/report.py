@@ -14,7 +14,7 @@ CSV_FIELDS = (("index", "grid", "row", "col") + PARAMS +
               ("nfe_budget", "nfe", "status", "source", "sample_s", "call_s",
                "rmse", "rel_rmse", "psnr", "ssim", "image", "error"))
 _INTS = {"index", "grid", "row", "col", "steps", "seed", "nfe_budget", "nfe"}
-_FLOATS = {"cfg", "denoise", "controlnet_end", "sample_s", "call_s", "rmse", "rel_rmse", "psnr", "ssim"}
+_FLOATS = {"cfg", "denoise", "controlnet_end", "shift", "sample_s", "call_s", "rmse", "rel_rmse", "psnr", "ssim"}
 
 
 def _clean(obj):

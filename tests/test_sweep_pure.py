@@ -61,7 +61,7 @@ def test_plan_shape_order_and_labels():
     assert shape == (2, 2, 3) and len(cells) == 12
     c = cells[7]                                          # grid 1, row 0, col 1
     assert (c.grid, c.row, c.col) == (1, 0, 1)
-    assert c.params == dict(BASE, steps=8, sampler="euler", cfg=5.0)
+    assert c.params == dict(BASE, steps=8, sampler="euler", cfg=5.0, shift=None, boundary=None)
     assert c.labels == {"steps": "steps 8", "sampler": "euler", "cfg": "cfg 5"}
     order = sweep.run_order(cells)
     assert [x.params["cfg"] for x in order] == [3.0] * 6 + [5.0] * 6     # grouped by reference
