@@ -89,6 +89,15 @@ def test_shift_cells_are_ksampler_runs_on_core_model_sampling_sd3(env):
     assert model.get_model_object("model_sampling").shift == 3.0
 
 
+def test_shift_axis_shifts_a_connected_guiders_model(env):
+    model, pos, neg, latent = labnet_flow()
+    guider = v3("CFGGuider", model, pos, neg, 2.0)[0]
+    rep = run(env, "sb/shift_guider", model, None, None, latent, guider=guider, x_axis="shift", x_values="4.5")
+    (cell,) = rep["cells"]
+    expected = ksampler(core("ModelSamplingSD3").patch(model, 4.5)[0], pos, neg, latent, "euler", 5)
+    assert rep["inputs"]["guider"] is True and torch.equal(cell_latent(rep, cell), expected)
+
+
 def test_shift_axis_refuses_a_model_without_shift(env):
     eps = mixture(0, "eps")
     pos, neg = comfy_runtime.node("SamplerLabConditioning").encode(0)
