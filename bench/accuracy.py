@@ -342,11 +342,25 @@ METHOD = {
 TITLE = {"mixture": "the exact Gaussian mixture", "labnet": "Lab Net (the learned model)"}
 
 
+def reference_text(m):
+    """The unit's reference; runs before 2026-12-07 recorded only their RK4 step count."""
+    return m.get("reference") or f"RK4 in log sigma, {m['reference_steps']} steps"
+
+
+def self_error_text(m):
+    """median / max; runs before 2026-12-07 recorded the max against HALF the steps only."""
+    if "reference_self_error_median" in m:
+        return f"{m['reference_self_error_median']:.1e} / {m['reference_self_error']:.1e}"
+    return f"max {m['reference_self_error']:.1e} (against half the steps)"
+
+
 def markdown(rows, head, meta, quick, family):
     rows = [r for r in rows if r["family"] == family]
     ok = [r for r in rows if r.get("status") == "ok"]
     metas = [m for m in meta["units"] if m["family"] == family]
-    reference = "; ".join(sorted({f"{m['param']}: {m['reference']}" for m in metas})) if metas else "?"
+    texts = {m["param"]: reference_text(m) for m in metas}
+    reference = "; ".join(f"{p}: {t}" for p, t in sorted(texts.items())) if len(set(texts.values())) > 1 \
+        else next(iter(texts.values()), "?")
     lines = [
         f"# Accuracy on {TITLE[family]}" + (" - QUICK smoke run, not a result" if quick else ""),
         "",
@@ -356,8 +370,7 @@ def markdown(rows, head, meta, quick, family):
         "## Method",
     ] + [ln.format(reference=reference, quality=QUALITY_BATCH) for ln in METHOD[family]] + [
         "- Reference self-error (per-sample RMSE between the reference and one with twice its steps, median / max): "
-        + ", ".join(f"{m['param']} cfg {m['cfg']:g}: {m['reference_self_error_median']:.1e} / "
-                    f"{m['reference_self_error']:.1e}" for m in metas) + ".",
+        + ", ".join(f"{m['param']} cfg {m['cfg']:g}: {self_error_text(m)}" for m in metas) + ".",
         f"- {metas[0]['samples_per_pair'] if metas else '?'} samples per pair; mean and median with bootstrap 90% "
         f"intervals ({fair.BOOT} resamples), 90th percentile, mode/class agreement. Ranked by the MEAN; a pair is",
         "  called better only when its interval clears the other's.",
