@@ -17,6 +17,7 @@ import comfy.model_sampling
 import comfy.samplers
 
 from .samplers.cfgpp import cfg_pp_variant
+from .samplers.noise_scale import model_sampling_of
 from .samplers.spec import SamplerSpec
 from .schedulers.spec import ModelSigmas
 
@@ -31,15 +32,6 @@ MARK = "sampler_lab_spec"
 def model_kind(model_sampling):
     """'flow' for CONST (rectified-flow) models, 've' otherwise."""
     return "flow" if isinstance(model_sampling, comfy.model_sampling.CONST) else "ve"
-
-
-def sampler_model_sampling(model):
-    """model_sampling of the model a k-diffusion sampler receives (None if unreachable)."""
-    try:
-        return model.inner_model.model_patcher.get_model_object("model_sampling")
-    except AttributeError:
-        inner = getattr(getattr(model, "inner_model", None), "inner_model", None)
-        return getattr(inner, "model_sampling", None)
 
 
 def model_sigmas(model_sampling):
@@ -118,7 +110,7 @@ def adapt_sampler(spec):
         check_latent(x)
         if sigmas.numel() == 1:
             return x
-        ms = sampler_model_sampling(model)
+        ms = model_sampling_of(model)
         kind = model_kind(ms) if ms is not None else "ve"
         merged = {**spec.options, **options}
         if spec.cfg_pp:

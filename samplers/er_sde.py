@@ -49,6 +49,7 @@ import torch
 
 from .common import alpha_beta, batch_sigma, report
 from .noise import noise_sampler_for
+from .noise_scale import noise_scale
 from .registry import register
 from .spec import SamplerSpec
 from .stochastic import check_option, sigma_list
@@ -132,7 +133,7 @@ def sample_lab_er_sde(model, x, sigmas, extra_args=None, callback=None, disable=
     smooth start; max_stage 1 is DDIM (order 1). Noise: fresh seeded Gaussian per step from
     extra_args["seed"] (as core). uncond: CFG++ form (module docstring)."""
     extra_args = {} if extra_args is None else extra_args
-    s_noise = check_option("s_noise", s_noise, 0.0)
+    s_noise = check_option("s_noise", s_noise, 0.0) * noise_scale(model)   # samplers/noise_scale.py
     if max_stage not in (1, 2, 3):
         raise ValueError(f"max_stage must be 1, 2 or 3, got {max_stage!r}")
     if quadrature not in ("riemann", "simpson"):

@@ -30,6 +30,7 @@ import torch
 
 from .cfgpp import step_denoised
 from .common import alpha_beta, report, to_d
+from .noise_scale import noise_scale
 from .registry import register
 from .spec import SamplerSpec
 
@@ -183,6 +184,7 @@ def sample_lab_restart(model, x, sigmas, extra_args=None, callback=None, disable
     if noise_sampler is not None and not callable(noise_sampler):
         raise ValueError(f"noise_sampler must be a function noise(sigma, sigma_next) or None, got {noise_sampler!r}")
     restarts = plan(sigmas, segments, model_kind)
+    scale = noise_scale(model)   # fresh noise at the model's noise scale (samplers/noise_scale.py)
     sig = [float(v) for v in sigmas.tolist()]
     s_in = x.new_ones([x.shape[0]])
     gen = None
@@ -197,7 +199,7 @@ def sample_lab_restart(model, x, sigmas, extra_args=None, callback=None, disable
                 if gen is None:
                     gen = torch.Generator(device=x.device).manual_seed(int(extra_args.get("seed", 0) or 0))
                 noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-            x = renoise(x, grid[-1], grid[0], noise, model_kind)
+            x = renoise(x, grid[-1], grid[0], noise * scale, model_kind)
             for j, (s, t) in enumerate(zip(grid[:-1], grid[1:])):
                 # after the segment's last step (t = t_min = sigmas[i + 1]) the pass goes on down the schedule
                 after = _below(grid[j + 2:] + sig[i + 2:], t)

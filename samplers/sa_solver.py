@@ -49,6 +49,7 @@ import torch
 
 from .common import alpha_beta, batch_sigma, log_snr, report
 from .noise import noise_sampler_for
+from .noise_scale import noise_scale
 from .plms import poly_basis
 from .registry import register
 from .spec import SamplerSpec
@@ -162,7 +163,7 @@ def sample_lab_sa_solver(model, x, sigmas, extra_args=None, callback=None, disab
     extra_args = {} if extra_args is None else extra_args
     p_order = _check_order("predictor_order", predictor_order, 1)
     c_order = _check_order("corrector_order", corrector_order, 0)
-    s_noise = check_option("s_noise", s_noise, 0.0)
+    s_noise = check_option("s_noise", s_noise, 0.0) * noise_scale(model)   # samplers/noise_scale.py
     if tau_func is None:
         tau_func = tau_interval(model, model_kind, eta, sde_start_percent, sde_end_percent, percent_to_sigma)
     elif not callable(tau_func):

@@ -36,6 +36,7 @@ import torch
 
 from .common import alpha_beta, batch_sigma, log_snr, report
 from .noise import noise_sampler_for
+from .noise_scale import noise_scale
 from .registry import register
 from .spec import SamplerSpec
 
@@ -127,6 +128,7 @@ def renoise_loop(model, x, sigmas, extra_args, callback, model_kind, rho_fn, noi
     """One model call per step, then renoise_step with rho_fn(sigma, sigma_next) (ancestral Euler, TCD).
     Noise: seeded Gaussian stream from extra_args["seed"] unless noise_sampler is given."""
     extra_args = {} if extra_args is None else extra_args
+    s_noise = s_noise * noise_scale(model)   # newer ComfyUI's rule (samplers/noise_scale.py)
     sig = sigma_list(sigmas, model_kind)
     noise = noise_sampler or noise_sampler_for("gaussian", x, extra_args, model_kind)
     for i in range(len(sig) - 1):
@@ -195,7 +197,7 @@ def sde_dpmpp_multistep(model, x, sigmas, extra_args=None, callback=None, model_
     i.e. x_next += c_x alpha (D - D_u); the polynomial (higher-order) terms are unchanged."""
     extra_args = {} if extra_args is None else extra_args
     eta = check_option("eta", eta, 0.0)
-    s_noise = check_option("s_noise", s_noise, 0.0)
+    s_noise = check_option("s_noise", s_noise, 0.0) * noise_scale(model)   # samplers/noise_scale.py
     if solver_type not in ("midpoint", "heun"):
         raise ValueError(f"solver_type must be 'midpoint' or 'heun', got {solver_type!r}")
     if third_order_form not in THIRD_ORDER_FORMS:

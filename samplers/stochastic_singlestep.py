@@ -38,6 +38,7 @@ import torch
 
 from .common import alpha_beta, log_snr
 from .noise import noise_sampler_for
+from .noise_scale import noise_scale
 from .registry import register
 from .spec import SamplerSpec
 from .stochastic import ancestral_rho, check_option, exp_moments, open_step, sigma_list, snr_ratio
@@ -90,10 +91,10 @@ def _shift_for_cfg_pp(x, denoised, uncond, model_kind, sigma):
     return x + alpha_beta(model_kind, sigma)[0] * (denoised - uncond())
 
 
-def _setup(x, sigmas, extra_args, model_kind, eta, s_noise, noise_sampler, kind="brownian"):
+def _setup(model, x, sigmas, extra_args, model_kind, eta, s_noise, noise_sampler, kind="brownian"):
     extra_args = {} if extra_args is None else extra_args
     eta = check_option("eta", eta, 0.0)
-    s_noise = check_option("s_noise", s_noise, 0.0)
+    s_noise = check_option("s_noise", s_noise, 0.0) * noise_scale(model)   # samplers/noise_scale.py
     sig = sigma_list(sigmas, model_kind)
     noise = noise_sampler
     if noise is None and eta > 0 and s_noise > 0:
@@ -140,7 +141,7 @@ def sample_lab_ancestral_dpm2(model, x, sigmas, extra_args=None, callback=None, 
     flow_rule: how much noise a flow step renews ("snr" as above; "rf": ComfyUI's flow rule, see dpm2_down)."""
     if flow_rule not in FLOW_RULES:
         raise ValueError(f"flow_rule must be one of {FLOW_RULES}, got {flow_rule!r}")
-    extra_args, eta, s_noise, sig, noise = _setup(x, sigmas, extra_args, model_kind, eta, s_noise, noise_sampler,
+    extra_args, eta, s_noise, sig, noise = _setup(model, x, sigmas, extra_args, model_kind, eta, s_noise, noise_sampler,
                                                   "gaussian")
     for i in range(len(sig) - 1):
         denoised, s, s_n, done = open_step(model, x, sigmas, sig, i, extra_args, callback)
@@ -189,7 +190,7 @@ def sample_lab_sde_dpmpp_2s(model, x, sigmas, extra_args=None, callback=None, di
         raise ValueError(f"noise_form must be one of {NOISE_FORMS}, got {noise_form!r}")
     # default noise as core draws it for each method: a Brownian path for dpmpp_sde, fresh Gaussian
     # draws for seeds_2 (both exact in law; the path also makes a seed converge as steps grow)
-    extra_args, eta, s_noise, sig, noise = _setup(x, sigmas, extra_args, model_kind, eta, s_noise, noise_sampler,
+    extra_args, eta, s_noise, sig, noise = _setup(model, x, sigmas, extra_args, model_kind, eta, s_noise, noise_sampler,
                                                   "brownian" if noise_form == "ancestral" else "gaussian")
     r = _check_fraction("r", r)
     noisy = eta > 0 and s_noise > 0
@@ -231,7 +232,7 @@ def sample_lab_seeds_3(model, x, sigmas, extra_args=None, callback=None, disable
     alpha I_1(H) / r_2 (D_2 - D) (DPM-Solver-3 in data prediction, Lu et al. 2022, arXiv:2206.00927).
     Noise: the "sde" rule, one OU path through the stages. Order 3 at eta = 0 with r_1 = 1/3, r_2 = 2/3
     (DPM-Solver-3), 3 model calls per step (1 for the step to sigma = 0)."""
-    extra_args, eta, s_noise, sig, noise = _setup(x, sigmas, extra_args, model_kind, eta, s_noise, noise_sampler,
+    extra_args, eta, s_noise, sig, noise = _setup(model, x, sigmas, extra_args, model_kind, eta, s_noise, noise_sampler,
                                                   "gaussian")   # fresh Gaussian draws, as core's seeds_3
     r_1, r_2 = _check_fraction("r_1", r_1), _check_fraction("r_2", r_2)
     if not r_1 < r_2:
