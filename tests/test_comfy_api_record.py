@@ -106,13 +106,22 @@ def test_recorded_name_matches_the_newest_source(name):
         assert not missing, f"{name} in the newest source takes {newest.get('params')}; the pack relies on {missing}"
 
 
-def test_names_not_yet_read_in_the_newest_source_are_only_stable_helpers():
-    """The registration and sampling entry points are all read in the newest source; what is not read
-    yet are long-stable helpers (devices, progress bar, latent formats, previews) - listed here."""
-    unread = sorted(n for n, e in NAMES.items() if not e.get("newest"))
-    core = [n for n in unread if n.startswith(("comfy.samplers", "comfy.model_patcher"))]
-    assert not core, core
-    print("not read in the newest source yet:", ", ".join(unread))
+def test_every_name_is_read_in_the_newest_source_or_its_file_is_unavailable():
+    """Each name is read in the newest source, or names the file it lives in and that file is recorded
+    as not readable here, with the reason. The registration and sampling entry points are all read."""
+    unavailable = NEWEST["files_unavailable"]
+    for name, entry in sorted(NAMES.items()):
+        if entry.get("newest"):
+            continue
+        assert entry.get("unread_file") in unavailable, f"{name}: read it, or record why its file cannot be read"
+        assert not name.startswith(("comfy.samplers", "comfy.model_patcher")), name
+    assert not set(unavailable) & set(NEWEST["files"])
+
+
+def test_each_file_read_names_its_commit():
+    assert NEWEST["files"]
+    for path, commit in NEWEST["files"].items():
+        assert re.fullmatch(r"[0-9a-f]{40}", commit), (path, commit)
 
 
 def test_no_pack_name_shadows_a_newer_core_name():
