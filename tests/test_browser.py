@@ -228,18 +228,7 @@ def _number(pattern, text):
     return float(found.group(1))
 
 
-# Frontend 1.32.9's Vue node renderer (experimental in that release) gives the sweep viewer no cell tile to
-# hover or click; 1.58.1's Vue renderer and both LiteGraph renderers do. Known gap, issue #18.
-KNOWN_VIEWER_GAP = f"frontend-{SHIPPED_FRONTEND}-vue"
-
-
-def _skip_known_viewer_gap(request):
-    if KNOWN_VIEWER_GAP in request.node.callspec.id:
-        pytest.skip("sweep viewer tiles are not drawn under frontend 1.32.9's experimental Vue renderer (issue #18)")
-
-
-def test_sweep_viewer_hover_card_shows_the_reports_metrics(report, request):
-    _skip_known_viewer_gap(request)
+def test_sweep_viewer_hover_card_shows_the_reports_metrics(report):
     sv = report["sweepViewer"]
     assert sv and sv["ok"], sv
     assert sv["point"]["onPanel"], "the cell's centre is not on the viewer canvas (covered or off screen)"
@@ -264,8 +253,7 @@ def test_sweep_viewer_hover_card_shows_the_reports_metrics(report, request):
     assert sv["console"] == []
 
 
-def test_sweep_viewer_click_copies_a_cells_settings_to_a_ksampler(report, request):
-    _skip_known_viewer_gap(request)
+def test_sweep_viewer_click_copies_a_cells_settings_to_a_ksampler(report):
     sv = report["sweepViewer"]
     assert sv and sv["ok"], sv
     cell = next(c for c in sv["report"]["cells"] if c["index"] == SWEEP_CELL)["params"]

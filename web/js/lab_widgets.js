@@ -6,6 +6,8 @@
 //   labFetchJSON(path, params)        -> Promise<object|null>: GET a pack route; null on any failure
 //   addCanvasPanel(node, name, opts)  -> panel: a non-serialized DOM widget holding a <canvas>
 //       opts: { minHeight, maxHeight, draw(ctx, width, height, panel), pointer: bool }
+//       (minHeight / maxHeight: a number of px, or a function returning one, for a panel whose
+//       height follows its state)
 //       panel: { widget, canvas, element, state, redraw(), remove() }
 //   widgetValue(node, name), upstreamNode(node, inputName), chainNodeCallback(proto, name, fn)
 //   LAB_THEME: colours that read on ComfyUI's dark and light palettes.
@@ -99,12 +101,13 @@ export function addCanvasPanel(node, name, opts = {}) {
   const canvas = document.createElement("canvas");
   canvas.style.cssText = "width:100%;height:100%;display:block;border-radius:4px;";
   element.appendChild(canvas);
-  const minHeight = opts.minHeight ?? 110;
+  const px = (value, fallback) => (typeof value === "function" ? value() : value) ?? fallback;
+  const minHeight = () => px(opts.minHeight, 110);
   const widget = node.addDOMWidget(name, "sampler_lab_panel", element, {
     serialize: false,
     hideOnZoom: false,
-    getMinHeight: () => minHeight,
-    getMaxHeight: () => opts.maxHeight ?? minHeight * 2,
+    getMinHeight: minHeight,
+    getMaxHeight: () => px(opts.maxHeight, minHeight() * 2),
   });
   widget.serialize = false;
   const panel = { widget, canvas, element, state: {}, redraw: null, remove: null };

@@ -8,7 +8,15 @@
 // the reference and PSNR/SSIM; clicking it copies sampler_name / scheduler / steps / cfg / denoise
 // onto the KSampler chosen in the panel's dropdown (default: the selected KSampler, else the first
 // one in the graph). The bar above the cells shows the recommendation (sampler / scheduler, steps,
-// model calls) until a cell is copied. No payload (an older pack, a failed run): no panel.
+// model calls) until a cell is copied. No payload yet (before the first run, an older pack, a
+// failed run): a one-line panel that says so.
+//
+// The panel is created with the node, not when results arrive: frontend 1.32.9's Vue node renderer
+// (experimental there) does not show a DOM widget added to a node once a prompt has run on the
+// page (measured: the widget is in node.widgets, its element never enters the page, and a probe
+// widget added the same way stays detached too), while widgets present when the node mounts are
+// moved into the Vue node and stay. Created up front, one panel serves both renderers of both
+// frontends; only its height and its bar change with the results.
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 import { LAB_THEME, addCanvasPanel, chainNodeCallback, findWidget } from "./lab_widgets.js";
@@ -18,6 +26,8 @@ const KEY = "sampler_lab_sweep";
 const PANEL = "sampler_lab_sweep_viewer";
 const COPY_KEYS = ["sampler_name", "scheduler", "steps", "cfg", "denoise"];
 const AUTO = "";
+const EMPTY_HEIGHT = 22;   // px: the one-line "no sweep results yet" panel
+const CELLS_HEIGHT = 240;  // px: the cells' height where the renderer does not size the panel (Vue nodes)
 
 function fmt(v, digits, mode = "precision") {
   if (typeof v !== "number" || !Number.isFinite(v)) return "-";
@@ -131,7 +141,7 @@ function drawViewer(ctx, width, height, panel) {
   if (!data?.cells?.length || !Array.isArray(data.shape)) {
     state.tiles = [];
     ctx.fillStyle = LAB_THEME.muted;
-    ctx.fillText("no sweep results yet: queue the sweep", 8, 8);
+    ctx.fillText("no sweep results yet: queue the sweep", 8, 4);
     return;
   }
   const L = layout(panel, width, height);
@@ -250,13 +260,15 @@ function tileAt(panel, event) {
 }
 
 function createViewer(node) {
-  const panel = addCanvasPanel(node, PANEL, { minHeight: 240, maxHeight: 560, pointer: true, draw: drawViewer });
+  const shown = () => Boolean(node.sampler_lab_sweep_viewer?.state?.data);
+  const panel = addCanvasPanel(node, PANEL, {
+    minHeight: () => (shown() ? CELLS_HEIGHT : EMPTY_HEIGHT), maxHeight: () => (shown() ? 560 : EMPTY_HEIGHT),
+    pointer: true, draw: drawViewer,
+  });
   panel.state = { data: null, images: [], tiles: [], hover: null, copies: 0, lastCopy: null };
   const { element, canvas } = panel;
   element.style.display = "flex";
   element.style.flexDirection = "column";
-  canvas.style.height = "auto";
-  canvas.style.flex = "1 1 auto";
   canvas.style.minHeight = "0";
   const bar = document.createElement("div");
   bar.style.cssText = `display:flex;gap:6px;align-items:center;font:11px sans-serif;color:${LAB_THEME.text};padding:0 0 3px 0;`;
@@ -267,10 +279,11 @@ function createViewer(node) {
   select.style.cssText = `flex:0 1 auto;max-width:60%;font:11px sans-serif;background:${LAB_THEME.background};color:${LAB_THEME.text};border:1px solid ${LAB_THEME.grid};`;
   const status = document.createElement("span");
   status.className = "sampler-lab-sweep-status";
-  status.style.cssText = `flex:1 1 auto;overflow:hidden;white-space:nowrap;text-overflow:ellipsis;color:${LAB_THEME.muted};`;
+  // min-width 0: a long recommendation is cut with an ellipsis instead of widening the node
+  status.style.cssText = `flex:1 1 auto;min-width:0;overflow:hidden;white-space:nowrap;text-overflow:ellipsis;color:${LAB_THEME.muted};`;
   bar.append(label, select, status);
   element.insertBefore(bar, canvas);
-  Object.assign(panel, { select, status, card: null });
+  Object.assign(panel, { bar, select, status, card: null });
   refreshTargets(panel);
   for (const ev of ["pointerdown", "focus"]) select.addEventListener(ev, () => refreshTargets(panel));
   element.addEventListener("pointerenter", () => refreshTargets(panel));   // nodes added since the last look
@@ -320,7 +333,19 @@ function createViewer(node) {
     return { x: r.left + (t.x + t.w / 2) * sx, y: r.top + (t.y + t.h / 2) * sy };
   };
   chainNodeCallback(node, "onRemoved", () => panel.card?.remove());
+  setLayout(panel, false);
   return panel;
+}
+
+/** Results or none: the cells under the copy bar, or one line of text. The height is a definite
+ * basis: the LiteGraph renderers size the panel and the cells grow or shrink to fill it; the Vue
+ * renderers size the node from its content, where an "auto" canvas height would follow the bitmap's
+ * last aspect ratio (measured: a 32 px strip after the one-line state). */
+function setLayout(panel, withData) {
+  const { canvas } = panel;
+  panel.bar.style.display = withData ? "flex" : "none";
+  canvas.style.height = `${withData ? CELLS_HEIGHT : EMPTY_HEIGHT - 4}px`;
+  canvas.style.flex = withData ? "1 1 auto" : "0 0 auto";
 }
 
 function imageURL(ref) {
@@ -328,25 +353,30 @@ function imageURL(ref) {
   return api.apiURL(`/view?${query}${app.getRandParam?.() ?? ""}`);
 }
 
+/** The node's viewer panel, made once per node (see the note at the top). */
+function ensureViewer(node) {
+  if (!node.sampler_lab_sweep_viewer) node.sampler_lab_sweep_viewer = createViewer(node);
+  return node.sampler_lab_sweep_viewer;
+}
+
 function showResults(node, message) {
   const data = message?.[KEY]?.[0];
   const valid = data && Array.isArray(data.cells) && Array.isArray(data.shape) && data.shape.length === 3;
-  let panel = node.sampler_lab_sweep_viewer;
+  const panel = ensureViewer(node);
   if (!valid) {
-    if (panel) {
-      panel.state.data = null;
-      hideCard(panel);
-      panel.redraw();
-    }
+    panel.state.data = null;
+    setLayout(panel, false);
+    hideCard(panel);
+    panel.redraw();
     return;
   }
-  if (!panel) {
-    panel = createViewer(node);
-    node.sampler_lab_sweep_viewer = panel;
+  const first = !panel.state.data;
+  panel.state.data = data;
+  if (first) {   // the panel grows from one line to the cells: make room on the node
+    setLayout(panel, true);
     const want = node.computeSize?.() ?? node.size;
     node.setSize([Math.max(node.size[0], 360), Math.max(node.size[1], want[1])]);
   }
-  panel.state.data = data;
   panel.state.hover = null;
   panel.state.images = (Array.isArray(data.images) ? data.images : []).map((ref) => {
     if (!ref?.filename) return null;
@@ -368,6 +398,13 @@ app.registerExtension({
   name: "Sampler Lab.SweepViewer",
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData?.name !== NODE) return;
+    chainNodeCallback(nodeType.prototype, "onNodeCreated", function () {
+      try {
+        ensureViewer(this);
+      } catch (e) {
+        console.warn("[Sampler Lab] sweep viewer unavailable on this node", e);
+      }
+    });
     chainNodeCallback(nodeType.prototype, "onExecuted", function (message) {
       try {
         showResults(this, message);
