@@ -27,6 +27,7 @@ const PANEL = "sampler_lab_sweep_viewer";
 const COPY_KEYS = ["sampler_name", "scheduler", "steps", "cfg", "denoise"];
 const AUTO = "";
 const EMPTY_HEIGHT = 22;   // px: the one-line "no sweep results yet" panel
+const DOM_MARGIN = 10;     // px: LiteGraph's DOM widget overlay insets a widget this much on each side
 const CELLS_HEIGHT = 240;  // px: the cells' height where the renderer does not size the panel (Vue nodes)
 
 function fmt(v, digits, mode = "precision") {
@@ -262,7 +263,8 @@ function tileAt(panel, event) {
 function createViewer(node) {
   const shown = () => Boolean(node.sampler_lab_sweep_viewer?.state?.data);
   const panel = addCanvasPanel(node, PANEL, {
-    minHeight: () => (shown() ? CELLS_HEIGHT : EMPTY_HEIGHT), maxHeight: () => (shown() ? 560 : EMPTY_HEIGHT),
+    minHeight: () => (shown() ? CELLS_HEIGHT : EMPTY_HEIGHT + 2 * DOM_MARGIN),
+    maxHeight: () => (shown() ? 560 : EMPTY_HEIGHT + 2 * DOM_MARGIN),
     pointer: true, draw: drawViewer,
   });
   panel.state = { data: null, images: [], tiles: [], hover: null, copies: 0, lastCopy: null };
