@@ -50,6 +50,10 @@ def shifted_model(patcher, shift):
         new.set_parameters(shift=float(shift))
     else:
         new.set_parameters(shift=float(shift), multiplier=getattr(ms, "multiplier", 1000))
+    # newer core's ModelSamplingSD3 carries the patched model's noise_scale over (Comfy-Org/ComfyUI PR #13892,
+    # noted in tests/data/comfy_api_record.json); 0.3.75 has none
+    if getattr(ms, "noise_scale", None) is not None and hasattr(new, "set_noise_scale"):
+        new.set_noise_scale(ms.noise_scale)
     m = patcher.clone()
     m.add_object_patch("model_sampling", new)
     return m
