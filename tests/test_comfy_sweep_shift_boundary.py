@@ -171,6 +171,18 @@ def test_boundary_reference_hands_off_too(env, experts):
     assert len(saved) == 1 and torch.equal(torch.from_numpy(saved[0]), expected)
 
 
+def test_boundary_on_a_video_latent(env, experts):
+    """5-D latents (B, C, T, H, W) hand off the same way."""
+    high, low, pos, neg, _ = experts
+    video = comfy_runtime.node("SamplerLabEmptyLatent").make(64, 64, 1, 3)[0]
+    assert video["samples"].ndim == 5
+    rep = run(env, "sb/boundary_video", high, pos, neg, video, model_low=low, x_axis="boundary", x_values="0.6")
+    sigmas = v3("BasicScheduler", high, "simple", 5, 1.0)[0]
+    expected = two_model_sampler(high, low, pos, neg, video, v3("KSamplerSelect", "euler")[0], sigmas, "sigma", 0.6)
+    got = cell_latent(rep, rep["cells"][0])
+    assert got.shape == expected.shape == (1, 4, 3, 8, 8) and torch.equal(got, expected)
+
+
 def test_boundary_at_the_schedules_end_is_the_unsplit_run(env, experts):
     high, low, pos, neg, latent = experts
     rep = run(env, "sb/boundary_end", high, pos, neg, latent, model_low=low, x_axis="boundary", x_values="0, 100%")
