@@ -58,9 +58,11 @@ class LabNetUnit(GuidedUnit):
     family = "labnet"
     REFERENCE_STEPS = 320        # flow: RK4 steps in log sigma (4 calls each); eps: one Heun step per timestep
 
-    def __init__(self, parameterization, cfg, batch, seed=0):
+    def __init__(self, parameterization, cfg, batch, seed=0, quick=False):
         from lab import labnet
         self.parameterization, self.cfg, self.batch = parameterization, cfg, batch
+        self.piecewise = parameterization == "eps" and not quick   # smoke runs: the cheap log-sigma RK4
+        self.log_steps = 160 if quick else self.REFERENCE_STEPS
         self.patcher, _ = common.node("SamplerLabNetLoader").load(parameterization, labnet.FLOW_SHIFT)
         self.model_sampling = self.patcher.get_model_object("model_sampling")
         self.digits = [k % 10 for k in range(batch)] if cfg != 1.0 else [-1] * batch
@@ -76,19 +78,19 @@ class LabNetUnit(GuidedUnit):
         key = (round(float(sigmas[0]), 6), fine)
         if key not in self._refs:
             stop = float(self.model_sampling.sigma_min)
-            if self.parameterization == "eps":
+            if self.piecewise:
                 from lab.reference import nearest_timestep_breakpoints
                 fn = piecewise_heun(nearest_timestep_breakpoints(self.model_sampling.log_sigmas), 2 if fine else 1, stop)
             else:
-                fn = log_sigma_rk4(self.REFERENCE_STEPS * (2 if fine else 1), stop)
+                fn = log_sigma_rk4(self.log_steps * (2 if fine else 1), stop)
             out, _, _, _ = self.run(comfy.samplers.KSAMPLER(fn), sigmas)
             self._refs[key] = out.to(torch.float64)
         return self._refs[key]
 
     def reference_label(self):
-        if self.parameterization == "eps":
+        if self.piecewise:
             return "Heun restarted at each of the 1000 timestep jumps, 1 step (2 calls) per timestep"
-        return f"RK4 in log sigma, {self.REFERENCE_STEPS} steps"
+        return f"RK4 in log sigma, {self.log_steps} steps"
 
     def modes(self, latent):
         from lab import labnet
@@ -181,6 +183,6 @@ class MixtureUnit(GuidedUnit):
 
 def make_units(family, parameterization, cfg, batch, quick=False):
     if family == "labnet":
-        return [LabNetUnit(parameterization, cfg, batch)]
+        return [LabNetUnit(parameterization, cfg, batch, quick=quick)]
     mixes = range(len(MIXTURES)) if not quick else range(1)
     return [MixtureUnit(parameterization, cfg, batch, i) for i in mixes]

@@ -173,3 +173,20 @@ def test_sweep_overhead_bench_writes_its_table(pack, tmp_path, monkeypatch):
     by_part = next(line for line in text.splitlines() if line.startswith("Paired, by part"))
     for part in ("warm-up", "reference", "cells", "the rest"):
         assert f"{part} " in by_part
+
+
+def test_labnet_eps_reference_restarts_at_the_timestep_jumps(pack):
+    """The full run's Lab Net eps reference through ComfyUI (Heun restarted at each jump of ComfyUI's
+    nearest-timestep lookup): one step per timestep agrees with two far below any sampler's error, and
+    with plain log-sigma RK4 to within that method's own jump-limited error (~1e-3)."""
+    import torch
+    from bench.accuracy import per_sample_rmse
+    from bench.units import LabNetUnit
+    sig = torch.tensor([0.3, 0.0])      # from sigma 0.3: a quarter of the 1000 timestep pieces, to keep it quick
+    unit = LabNetUnit("eps", 1.0, 2)
+    one, two = unit.reference(sig), unit.reference(sig, fine=True)
+    assert "timestep" in unit.reference_label()
+    assert per_sample_rmse(one, two).max() < 1e-5
+    plain = LabNetUnit("eps", 1.0, 2, quick=True)
+    gap = per_sample_rmse(one, plain.reference(sig)).max()
+    assert 1e-7 < gap < 3e-3, gap
