@@ -98,6 +98,20 @@ def test_shift_axis_shifts_a_connected_guiders_model(env):
     assert rep["inputs"]["guider"] is True and torch.equal(cell_latent(rep, cell), expected)
 
 
+def test_shift_on_a_flux_style_model_is_core_model_sampling_flux(env):
+    """A model whose sampling is ModelSamplingFlux (here the lab mixture after core's ModelSamplingFlux
+    node) is shifted in its own family: the axis value is ModelSamplingFlux's shift, which core's node
+    computes from the resolution; with max_shift = base_shift = v the node's shift is exactly v."""
+    flux = core("ModelSamplingFlux").patch(mixture(0), 1.15, 1.15, 1024, 1024)[0]
+    pos, neg = comfy_runtime.node("SamplerLabConditioning").encode(2)
+    latent = {"samples": torch.zeros(1, 4, 8, 8)}
+    rep = run(env, "sb/shift_flux", flux, pos, neg, latent, x_axis="shift", x_values="0.5, 2")
+    for c in rep["cells"]:
+        v = c["params"]["shift"]
+        expected = ksampler(core("ModelSamplingFlux").patch(flux, v, v, 1024, 1024)[0], pos, neg, latent, "euler", 5)
+        assert torch.equal(cell_latent(rep, c), expected), v
+
+
 def test_shift_axis_refuses_a_model_without_shift(env):
     eps = mixture(0, "eps")
     pos, neg = comfy_runtime.node("SamplerLabConditioning").encode(0)
