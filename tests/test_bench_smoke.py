@@ -190,3 +190,20 @@ def test_labnet_eps_reference_restarts_at_the_timestep_jumps(pack):
     plain = LabNetUnit("eps", 1.0, 2, quick=True)
     gap = per_sample_rmse(one, plain.reference(sig)).max()
     assert 1e-7 < gap < 3e-3, gap
+
+
+def test_trick_variants_really_switch_the_trick(accuracy):
+    """Every tricks-table variant runs a different sampler than the default (a variant equal to the default,
+    as when a default changed under the table, would compare a sampler with itself)."""
+    from bench.accuracy import TRICKS
+    _, data = accuracy
+    rows = [r for r in ok_rows(data) if r["kind"] == "trick"]
+    assert rows
+    for sname, variants in TRICKS.items():
+        default = next(iter(variants))
+        assert "(default)" in default
+        for key in {(r["family"], r["param"], r["cfg"], r["nfe"]) for r in rows if r["sampler"] == sname}:
+            pool = {r["variant"]: r["mean"] for r in rows if r["sampler"] == sname
+                    and (r["family"], r["param"], r["cfg"], r["nfe"]) == key}
+            assert set(pool) == set(variants), (sname, key, pool)
+            assert all(pool[v] != pool[default] for v in variants if v != default), (sname, key, pool)
