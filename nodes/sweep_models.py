@@ -91,10 +91,11 @@ def boundary_switch(sigmas, value, patcher, where="the schedule"):
         except ValueError as e:
             raise SweepAxisError(f"boundary axis: {value!r}: {e} (on this axis a sigma is the number without the "
                                  f"t)") from None
-    first, last = float(sigmas[0]), float(sigmas[-1])
-    if not min(first, last) <= sigma <= max(first, last):
+    try:
+        return split_index_at_sigma(sigmas, sigma)     # its range check, reworded for the axis below
+    except ValueError:
+        first, last = float(sigmas[0]), float(sigmas[-1])
         given = f"{value!r}" if mode == "sigma" else f"{value!r} (sigma {sigma:.6g})"
         raise SweepAxisError(f"boundary axis: {given} is outside {where}, which runs from sigma {first:.6g} to "
                              f"{last:.6g}: pick boundaries in that range (the model's own sigmas; flow models: "
-                             f"timestep / 1000) or give them as a percentage of the steps (e.g. 75%)")
-    return split_index_at_sigma(sigmas, sigma)
+                             f"timestep / 1000) or give them as a percentage of the steps (e.g. 75%)") from None
