@@ -15,7 +15,6 @@ Whether a boundary lies inside a cell's schedule is checked where the schedule i
 import math
 import re
 
-MODES = ("sigma", "timestep", "fraction")
 _EXAMPLE = "0.875, 0.9 (sigmas), t875 (a timestep) or 50%, 75% (of the steps)"
 
 
