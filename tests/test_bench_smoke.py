@@ -175,6 +175,17 @@ def test_sweep_overhead_bench_writes_its_table(pack, tmp_path, monkeypatch):
         assert f"{part} " in by_part
 
 
+def test_sweep_overhead_median_interval_matches_the_sign_test_table():
+    """The paired median's 95 % interval uses the sign test's ranks, worked out by hand from binomial
+    tails P(Bin(n, 1/2) <= k - 1) <= 0.025: n = 8: P(<= 1) = 9/256 = 0.035 > 0.025, so ranks 1..8
+    (99.2 %); n = 12: P(<= 2) = 79/4096 = 0.019, ranks 3..10 (96.1 %); n = 16: P(<= 3) = 697/65536 =
+    0.011, P(<= 4) = 0.038, ranks 4..13 (97.9 %); n = 20: P(<= 5) = 0.021, ranks 6..15 (95.9 %)."""
+    from bench.sweep_overhead import median_interval
+    for n, (lo, hi) in {8: (1, 8), 12: (3, 10), 16: (4, 13), 20: (6, 15)}.items():
+        values = [10.0 * r for r in range(n, 0, -1)]            # unsorted on purpose
+        assert median_interval(values) == (10.0 * lo, 10.0 * hi), n
+
+
 def test_labnet_eps_reference_restarts_at_the_timestep_jumps(pack):
     """The full run's Lab Net eps reference through ComfyUI (Heun restarted at each jump of ComfyUI's
     nearest-timestep lookup): one step per timestep agrees with two far below any sampler's error, and
