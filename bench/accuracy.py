@@ -101,7 +101,10 @@ def run_tricks(job):
 
 
 def run_unit(job):
-    family, param, cfg, nfes, quick = job
+    """One (family, param, cfg) unit: every pair, the optimizer, the tricks, the reference's self-error.
+    With a 6th job item (schedule names): only the ODE pairs on those schedules (a partial re-run)."""
+    family, param, cfg, nfes, quick = job[:5]
+    only = job[5] if len(job) > 5 else None
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)   # torchsde's float-rounding chatter
     pack = common.load_comfy()
@@ -112,6 +115,9 @@ def run_unit(job):
     names_now = set(comfy.samplers.SAMPLER_NAMES)
     samplers = [s for s in fair.sampler_sources(pack, names_now, quick) if s[2] in ("ode", "adaptive")]
     scheds = fair.schedule_sources(pack, param, u0.patcher, u0.model_sampling, quick)
+    if only:
+        scheds = [s for s in scheds if s[0] in only]
+        samplers = [s for s in samplers if s[2] == "ode"]
     base = {"family": family, "param": param, "cfg": cfg}
     records = []
     for sname, sorigin, kind, nfe_of in samplers:
@@ -132,6 +138,10 @@ def run_unit(job):
                 got = score(units, rec, lambda u, s, n=sname: sampler_object(n), sigmas_of)
                 if got is not None:
                     records.append(got)
+    if only:
+        print(f"  {family} {param} cfg {cfg:g}: {len(records)} runs on {sorted(only)} in {time.time() - t0:.0f} s",
+              file=sys.stderr, flush=True)
+        return records, None
     records += optimizer_runs(units, base, nfes, quick)
     records += trick_runs(pack, units, base, nfes)
     full = comfy.samplers.calculate_sigmas(u0.model_sampling, "karras", 10)
@@ -377,7 +387,9 @@ def markdown(rows, head, meta, quick, family):
         f"# Accuracy on {TITLE[family]}" + (" - QUICK smoke run, not a result" if quick else ""),
         "",
         f"Run {meta['date']} on {meta['machine']}; {meta['seconds'] / 60:.1f} min of benchmark time in all. Written by",
-        "`bench/accuracy.py`: every number below is computed by this run.",
+        "`bench/accuracy.py`: every number below is computed by this run" + (
+            f" (the pairs on {', '.join(meta['rerun'])} by a later re-run of only those, `--only-schedules`, "
+            "and the headlines ranked again with them)." if meta.get("rerun") else "."),
         "",
         "## Method",
     ] + [ln.format(reference=reference, quality=QUALITY_BATCH) for ln in METHOD[family]] + [
@@ -517,11 +529,16 @@ def main(argv=None):
                     "e.g. run in parallel) together: their accuracy.json files; no sampling")
     ap.add_argument("--only-tricks", action="store_true", help="re-run only the tricks table's rows (writes "
                     "accuracy_tricks.json; --combine uses them in place of the other files' trick rows)")
+    ap.add_argument("--only-schedules", metavar="NAMES", help="re-run only the ODE pairs on these schedules "
+                    "(comma-separated, e.g. node:LaplaceScheduler; writes accuracy_schedules.json; --combine puts "
+                    "its rows in place of the other files' rows on those schedules and ranks again)")
     args = ap.parse_args(argv)
     if args.combine:
         return combine(args.combine, args.out)
     if args.only_tricks:
         return tricks_only(args)
+    if args.only_schedules:
+        return schedules_only(args)
     t0 = time.time()
     fams = FAMILIES if args.model == "both" else (args.model,)
     nfes = NFES if not args.quick else (5, 10)
@@ -575,6 +592,84 @@ def tricks_only(args):
     return 0
 
 
+def schedules_only(args):
+    """Only the ODE pairs on the named schedules, for every unit of the model(s) asked (after a change
+    to how one schedule is built: core's LaplaceScheduler given its final 0)."""
+    t0 = time.time()
+    names = tuple(n.strip() for n in args.only_schedules.split(",") if n.strip())
+    fams = FAMILIES if args.model == "both" else (args.model,)
+    params = tuple(p for p in args.params.split(",") if p in PARAMETERIZATIONS)
+    jobs = [(f, p, c, NFES, False, names) for f in fams for p in params for c in CFGS]
+    with multiprocessing.get_context("spawn").Pool(max(1, args.workers)) as pool:
+        records = [r for recs, _ in pool.map(run_unit, jobs, chunksize=1) for r in recs]
+    common.load_comfy()
+    meta = {"units": [], "schedules_only": list(names), "families": list(fams), "date": common.today(),
+            "machine": common.machine(), "quick": False, "comfyui": common.comfy_version(),
+            "seconds": time.time() - t0}
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "accuracy_schedules.json"), "w") as fh:
+        json.dump({"meta": meta, "rows": aggregate(records), "headline": {}, "targets": {}}, fh, default=str)
+    return 0
+
+
+def rerank(rows, old_heads, quick):
+    """Headlines ranked again from rows (after a partial re-run replaced some): a Lab Net pair that
+    was a headline before keeps its measured quality; a new one is measured now."""
+    heads, known = {}, {}
+    for fam, hs in old_heads.items():
+        for h in hs:
+            for side in ("builtin", "pack", "optimizer"):
+                if h.get(side) and "quality" in h[side]:
+                    known[_pair_key(h[side])] = h[side]["quality"]
+    for fam in old_heads:
+        heads[fam] = headline(rows, fam, NFES if not quick else (5, 10))
+        missing = []
+        for h in heads[fam]:
+            for side in ("builtin", "pack", "optimizer"):
+                row = h[side]
+                if row is not None and fam == "labnet":
+                    row.pop("quality", None)
+                    if _pair_key(row) in known:
+                        row["quality"] = known[_pair_key(row)]
+                    else:
+                        missing.append(h)
+        if missing:
+            quality(missing, quick)
+    return heads
+
+
+def _pair_key(row):
+    return (row["family"], row["param"], row["cfg"], row["nfe"], row["sampler"], row["scheduler"], row.get("steps"),
+            tuple(row.get("sigmas") or ()))
+
+
+def merge_runs(loaded):
+    """(rows, headlines, meta) of full runs and partial re-runs together. A tricks-only re-run replaces
+    the full runs' trick rows; a schedules-only re-run replaces their ODE rows on its schedules, and then
+    the headlines are ranked again from the rows (the old ones may name a row that is gone)."""
+    rows, heads, units, seconds, meta = [], {}, [], 0.0, None
+    retricked = any(d["meta"].get("tricks_only") for d in loaded)
+    rescheduled = {(f, n) for d in loaded for n in d["meta"].get("schedules_only", [])
+                   for f in d["meta"].get("families", [])}
+
+    def replaced(r):
+        return (retricked and r["kind"] == "trick") or (
+            r["kind"] == "ode" and not r.get("optimizer") and (r["family"], r["scheduler"]) in rescheduled)
+    for data in loaded:
+        partial = data["meta"].get("tricks_only") or data["meta"].get("schedules_only")
+        rows += [r for r in data["rows"] if partial or not replaced(r)]
+        for fam, hs in data["headline"].items():
+            heads.setdefault(fam, []).extend(hs)
+        units += data["meta"]["units"]
+        seconds += data["meta"]["seconds"]
+        meta = meta or (None if partial else dict(data["meta"]))
+    meta.update(units=units, seconds=seconds)
+    if rescheduled:
+        heads = rerank(rows, heads, meta["quick"])
+        meta["rerun"] = sorted({n for _, n in rescheduled})
+    return rows, heads, meta
+
+
 def readme_table(heads):
     """The README's condensed table: best pack pair (fixed schedule) vs best built-in pair by the mean."""
     lines = ["| model | param | cfg | NFE | best built-in: mean [90%] | best pack: mean [90%] | ratio | clears | "
@@ -593,21 +688,14 @@ def readme_table(heads):
 
 def combine(paths, out):
     """One set of reports from runs made separately (each model in its own process): rows, headlines and
-    unit metadata are concatenated as written; nothing is re-measured."""
-    rows, heads, units, seconds, meta = [], {}, [], 0.0, None
+    unit metadata are concatenated as written; nothing is re-measured. Partial re-runs take the place of
+    the rows they made again (merge_runs)."""
     loaded = []
     for path in paths:
         with open(path) as fh:
             loaded.append(json.load(fh))
-    retricked = any(d["meta"].get("tricks_only") for d in loaded)
-    for data in loaded:     # a tricks-only re-run replaces the trick rows of the full runs
-        rows += [r for r in data["rows"] if data["meta"].get("tricks_only") or not (retricked and r["kind"] == "trick")]
-        for fam, hs in data["headline"].items():
-            heads.setdefault(fam, []).extend(hs)
-        units += data["meta"]["units"]
-        seconds += data["meta"]["seconds"]
-        meta = meta or (None if data["meta"].get("tricks_only") else dict(data["meta"]))
-    meta.update(units=units, seconds=seconds)
+    rows, heads, meta = merge_runs(loaded)
+    units = meta["units"]
     os.makedirs(out, exist_ok=True)
     for f in heads:
         common.write_text(os.path.join(out, f"accuracy_{f}.md"), markdown(rows, heads[f], meta, meta["quick"], f))

@@ -71,6 +71,16 @@ def _node_sigmas(node_id, *args):
     return getattr(cls(), cls.FUNCTION)(*args)[0]
 
 
+def _ending_at_zero(sigmas):
+    """Core's LaplaceScheduler returns `steps` values ending at sigma_min, with no final 0 (k-diffusion's
+    get_sigmas_laplace does not append one, unlike its karras / exponential / polyexponential / VP
+    schedules): sampled as given, its `steps - 1` steps end on a latent still noisy at sigma_min. Scored
+    here like every other schedule, ending at 0: its `steps` values and a 0 appended make `steps` steps,
+    the last from sigma_min to 0 as in core's other schedules (KSampler's own always end at 0)."""
+    import torch
+    return torch.cat([sigmas, sigmas.new_zeros([1])]) if float(sigmas[-1]) != 0.0 else sigmas
+
+
 def core_node_schedules(family, model, model_sampling):
     """{'node:<id>': fn(steps) -> sigmas}: core's SIGMAS nodes at their defaults for the model family.
 
@@ -84,7 +94,7 @@ def core_node_schedules(family, model, model_sampling):
         "node:KarrasScheduler": lambda n: _node_sigmas("KarrasScheduler", n, rng[0], rng[1], 7.0),
         "node:ExponentialScheduler": lambda n: _node_sigmas("ExponentialScheduler", n, rng[0], rng[1]),
         "node:PolyexponentialScheduler": lambda n: _node_sigmas("PolyexponentialScheduler", n, rng[0], rng[1], 1.0),
-        "node:LaplaceScheduler": lambda n: _node_sigmas("LaplaceScheduler", n, rng[0], rng[1], 0.0, 0.5),
+        "node:LaplaceScheduler": lambda n: _ending_at_zero(_node_sigmas("LaplaceScheduler", n, rng[0], rng[1], 0.0, 0.5)),
         "node:BetaSamplingScheduler": lambda n: _node_sigmas("BetaSamplingScheduler", model, n, 0.6, 0.6),
     }
     if family == "eps":

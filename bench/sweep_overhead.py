@@ -16,8 +16,9 @@ timed by the node around the sampling call alone (report.json timing) and taken 
 as the sweep's work. Each sweep is paired with the plain pass just before it; the verdict is the
 median of own work / plain over the pairs (slow drifts and one disturbed run of a shared machine
 do not move it). Also printed: the node's own accounting (total - warm-up - reference - the cells'
-own call time), which needs no pairing, and the paired difference of the cells alone (do the node's
-cells sample slower than KSampler's?).
+own call time), which needs no pairing, the paired difference of the cells alone (do the node's
+cells sample slower than KSampler's?), and the writer thread's busy time (report timing writer_s:
+measuring and writing cells, compressing PNGs, beside the sampling thread).
 
 Run: .labenv/venv/bin/python bench/sweep_overhead.py [--pairs N] [--threads T] [--device cpu|cuda] [--out DIR]
 Writes DIR/sweep_overhead.md (default bench/results/).
@@ -125,6 +126,7 @@ def run_case(case, pairs, tmp, pos, neg):
             "own_accounting_s": _median([r["own_accounting"] for r in rows]),
             "own_accounting": _median([r["own_accounting"] / r["timing"]["cells_call_s"] for r in rows]),
             "cells_diff": _median([r["cells_diff"] / r["plain"] for r in rows]),
+            "writer_s": _median([r["timing"].get("writer_s", 0.0) for r in rows]),
             "judged": judged, "holds": judged and med <= TARGET}
 
 
@@ -139,7 +141,7 @@ def markdown(rows, meta):
     head = ["case", "cells", "model calls", "pairs", "ms per model call", "plain cells (s)", "node warm-up (s)",
             "node reference (s)",
             "sweep node (s)", "own work (s)", "own work / cells, paired median (95 % interval)", "target", "holds",
-            "node's own accounting", "cells: node - plain"]
+            "node's own accounting", "cells: node - plain", "writer thread busy (beside the sampling)"]
     body = []
     for r in rows:
         verdict = ("yes" if r["holds"] else "**no**") if r["judged"] else "not judged"
@@ -148,7 +150,7 @@ def markdown(rows, meta):
                      f"{100 * r['paired_median']:+.2f} % ({100 * r['paired_interval'][0]:+.2f} .. "
                      f"{100 * r['paired_interval'][1]:+.2f} %)", f"<= {100 * TARGET:g} %", verdict,
                      f"{100 * r['own_accounting']:+.2f} % ({r['own_accounting_s']:.3f} s)",
-                     f"{100 * r['cells_diff']:+.2f} %"])
+                     f"{100 * r['cells_diff']:+.2f} %", f"{r['writer_s']:.3f} s"])
     busy = max(float(v) for v in meta["load"].split(", ")) > (os.cpu_count() or 1)
     if busy:
         lines.insert(1, "\n**The machine was busy** (a 1-minute load average above its core count): other work's "
@@ -189,7 +191,7 @@ def main(argv=None):
                   f"{100 * r['paired_median']:+.2f} % (95 % interval {100 * r['paired_interval'][0]:+.2f} .. "
                   f"{100 * r['paired_interval'][1]:+.2f} %) of the cells: target <= {100 * TARGET:g} % {verdict}")
             print(f"  node's own accounting {100 * r['own_accounting']:+.2f} % ({r['own_accounting_s']:.3f} s); "
-                  f"cells node - plain {100 * r['cells_diff']:+.2f} %")
+                  f"cells node - plain {100 * r['cells_diff']:+.2f} %; writer thread busy {r['writer_s']:.3f} s")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     meta = {"machine": common.machine(a.device), "comfyui": common.comfy_version(), "date": common.today(),

@@ -437,6 +437,7 @@ class SweepRun:
             done()
         self.writer.drain()              # whatever else the writer still has (files of earlier batches)
         rep["timing"]["total_s"] = time.perf_counter() - t_start
+        rep["timing"]["writer_s"] = self.writer.busy_s
         text = to_json(rep)
         self.cache.write_text("report.json", text)
         self.cache.write_text("report.csv", to_csv(rep["cells"]))

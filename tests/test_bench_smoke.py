@@ -60,6 +60,25 @@ def test_headline_pairs_are_the_best_by_the_mean_of_their_side(accuracy):
     assert {"karras", "normal", "simple", "node:AlignYourStepsScheduler"} <= scheds, scheds
 
 
+@pytest.mark.parametrize("family", ["eps", "flow"])
+def test_every_core_sigmas_node_gives_a_schedule_the_bench_can_score(pack, family):
+    """The built-in side is complete only if each core SIGMAS node's schedule is scored: `steps` steps
+    (steps + 1 values), non-increasing, ending at 0. Core's LaplaceScheduler alone ends at sigma_min with no
+    final 0; without the bench's appended 0 every one of its pairs was an error (this fails then)."""
+    from bench import common, fair
+    model = common.node("SamplerLabModel").build(family, 3.0, 6, 3, 0.05, 0, "float32")[0]
+    ms = model.get_model_object("model_sampling")
+    for name, fn in fair.core_node_schedules(family, model, ms).items():
+        for steps in (3, 8):
+            sigmas = fn(steps)
+            if sigmas is None:            # a node that does not offer this step count (SDTurbo > 10)
+                continue
+            assert sigmas.numel() == steps + 1 and float(sigmas[-1]) == 0.0, (name, steps, sigmas)
+            # non-increasing: core's LaplaceScheduler clamps to sigma_max, so at its defaults (mu = 0) on a
+            # flow model (sigma_max = 1) its first values repeat; that is the node's schedule, scored as such
+            assert bool((sigmas[:-1] >= sigmas[1:]).all()) and float(sigmas[0]) > float(sigmas[-2]), (name, steps)
+
+
 def test_counted_nfe_equals_requested_nfe(accuracy):
     _, data = accuracy
     assert not [r for r in data["rows"] if r["status"] == "nfe_mismatch"]

@@ -99,6 +99,8 @@ def test_distances_counts_and_files_are_the_known_ones(tmp_path):
     with open(tmp_path / "sweep" / "report.json") as f:
         assert json.load(f)["recommended_steps"] == rep["recommended_steps"]
     assert len(got.singles) == 12 and got.grids[0].shape[-1] == 3 and got.chart.ndim == 3
+    timing = rep["timing"]       # the writer thread (cells' files, the PNGs) worked, within the sweep's time
+    assert 0.0 < timing["writer_s"] < timing["total_s"]
 
 
 def test_the_answer_is_the_cheapest_in_model_calls_not_the_fewest_steps(tmp_path):
