@@ -8,6 +8,11 @@ the distance stays within the tolerance.
 """
 import math
 
+from .axes import format_value
+from .plan import AXIS_PARAM
+
+ANSWER_AXES = ("steps", "sampler", "scheduler")     # named by the answer itself (and its outputs)
+
 
 def cost_key(rec):
     """Sort key of a group's recommendation: model calls, then seconds, then steps."""
@@ -44,11 +49,14 @@ def answer(recs, records, settings, reference, fallback_steps):
         seconds = pick.get("sample_s") if pick else None
         distance = pick.get("rel_rmse") if pick else None
     sampler, scheduler = group.get("sampler"), group.get("scheduler")
+    swept = [settings.get(k) for k in ("x_axis", "y_axis", "z_axis")]
     return {
         "reached": reached, "steps": steps, "model_calls": calls, "sample_s": seconds, "distance": distance,
         "sampler": sampler, "scheduler": scheduler, "group": group,
         "sampler_name": sampler if sampler not in (None, "input") else settings["sampler_name"],
         "scheduler_name": scheduler if scheduler not in (None, "input") else settings["scheduler"],
+        # the winner's value on each other swept axis (cfg, shift, boundary, ...): part of the answer
+        "other_axes": {a: group.get(AXIS_PARAM[a]) for a in swept if a in AXIS_PARAM and a not in ANSWER_AXES},
         "is_reference_sampler": "method" not in reference and sampler == reference.get("sampler"),
         "tolerance": settings["tolerance"], "ranked_by": "model calls, then sampling seconds",
         "runners_up": [{"sampler": r["group"].get("sampler"), "scheduler": r["group"].get("scheduler"),
@@ -57,9 +65,13 @@ def answer(recs, records, settings, reference, fallback_steps):
 
 
 def answer_text(ans):
-    """One line for the log and the node: 'lab_rk4 / karras, 4 steps, 13 model calls'."""
+    """One line for the log and the node: 'lab_rk4 / karras, 4 steps, 13 model calls', and the
+    winning value of any other swept axis: '..., at shift 3'."""
     if ans is None:
         return "none"
     calls = "?" if ans.get("model_calls") is None else ans["model_calls"]
     text = f"{ans['sampler']} / {ans['scheduler']}, {ans['steps']} steps, {calls} model calls"
+    others = [format_value(a, v) for a, v in (ans.get("other_axes") or {}).items() if v is not None]
+    if others:
+        text += ", at " + ", ".join(others)
     return text if ans["reached"] else text + " (tolerance not reached: the most steps swept)"

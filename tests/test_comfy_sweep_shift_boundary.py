@@ -87,6 +87,9 @@ def test_shift_cells_are_ksampler_runs_on_core_model_sampling_sd3(env):
     assert (latents[("euler", 1.5)] - latents[("euler", 6.0)]).abs().max() > 1e-3
     # the connected model is left as it was (the shift lives on clones)
     assert model.get_model_object("model_sampling").shift == 3.0
+    # the answer names its shift (its outputs are sampler, scheduler and steps only)
+    ans = rep["recommendation"]
+    assert set(ans["other_axes"]) == {"shift"} and ans["other_axes"]["shift"] in (1.5, 6.0)
 
 
 def test_shift_axis_shifts_a_connected_guiders_model(env):
