@@ -400,7 +400,10 @@ def markdown(rows, head, meta, quick, family):
         "  called better only when its interval clears the other's.",
         "- NFE = guided model evaluations counted during every run (cond + uncond of one step count once); a run",
         "  whose count differs from the plan is not ranked. Built-in = every ComfyUI sampler x every core dropdown",
-        "  scheduler and core SIGMAS node (`node:*`, defaults for the family). Pack = the rest: pack samplers on",
+        "  scheduler and core SIGMAS node (`node:*`, defaults for the family; `LaplaceScheduler` ends at sigma_min",
+        "  with no final 0, so the bench appends one: its `steps` values make `steps` steps; at its default mu 0 on a",
+        "  flow model, sigma_max 1, its first values clamp to 1 and repeat, a zero-length step that some samplers",
+        "  skip (fewer calls: not ranked) or divide by (nonfinite)). Pack = the rest: pack samplers on",
         "  any schedule, core samplers on pack schedulers. Optimizer = the shipped Schedule Optimizer node, its own",
         f"  code and default settings ({OPTIMIZER_SETTINGS['grid_points']} grid points, "
         f"{OPTIMIZER_SETTINGS['calibration_noises']} calibration noises, calibration seed {OPTIMIZER_SETTINGS['seed']}),",

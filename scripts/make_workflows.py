@@ -328,6 +328,35 @@ def model_flux_cfgpp_sweep():
     return g
 
 
+def model_sd35_shift_sweep():
+    """SD3.5 Medium: the model-sampling shift x steps (the sweep's shift axis)."""
+    g = Graph()
+    ckpt = g.add("CheckpointLoaderSimple", ["sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors"], (0, 0),
+                 size=(340, 100))
+    pos = g.add("CLIPTextEncode", ["a lighthouse on a rocky coast at dusk, waves, warm window light, photo"],
+                (0, 150), inputs=[("clip", "CLIP", (ckpt, 1))], size=(340, 130), title="Positive prompt")
+    neg = g.add("CLIPTextEncode", ["blurry, low quality, watermark, text"], (0, 320),
+                inputs=[("clip", "CLIP", (ckpt, 1))], size=(340, 110), title="Negative prompt")
+    latent = g.add("EmptySD3LatentImage", [1024, 1024, 1], (0, 470), size=(340, 110))
+    recipe_sweep(g, ckpt, latent, (pos, 0), (neg, 0), (ckpt, 2), (400, 0), "SD3.5 sweep: steps x shift",
+                 "sampler_lab/sd35_shift_sweep", steps=28, cfg=4.5, sampler="euler", scheduler="simple",
+                 x_axis="steps", x_values="16,20,28,40", y_axis="shift", y_values="1.5, 3, 6",
+                 reference_sampler="dpmpp_2m", reference_steps=80, tolerance=0.03)
+    g.note("Sampler Lab - SD3.5 Medium: which shift, how many steps\n\n"
+           "Needs models/checkpoints/sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors (Comfy-Org's all-in-one "
+           "SD3.5 Medium file: model, text encoders and VAE). 1024x1024, cfg 4.5, euler / simple.\n\n"
+           "Columns: 16, 20, 28, 40 steps. Rows: the model-sampling shift 1.5, 3 (SD3.5's own) and 6. Each cell is "
+           "exactly a KSampler on the model after a ModelSamplingSD3 node with that shift (the schedule is "
+           "recomputed from it; the connected model is not changed). A larger shift spends more of the steps at "
+           "high noise: the composition settles earlier, fine detail gets fewer steps.\n\n"
+           "Each shift has its own dpmpp_2m 80-step reference, so d says how far a cell is from what more steps "
+           "would give at that shift - not which shift looks best: judge that in the grid. The answer line names "
+           "the winning shift ('..., at shift 3'): set it on a ModelSamplingSD3 node before your KSampler, with the "
+           "recommended steps. 12 cells + 3 references take several minutes on a recent GPU; an interrupted sweep "
+           "resumes where it stopped.", (0, 620), size=(380, 560))
+    return g
+
+
 def model_controlnet_end_sweep():
     """SD1.5 + Canny ControlNet: where to stop the ControlNet (end percent) x steps."""
     g = Graph()
@@ -537,6 +566,7 @@ def main(pack_sampler="lab_dpmpp2m_unic", pack_scheduler="lab_ays_sd15"):
     model_sdxl_turbo_trailing().dump(os.path.join(ROOT, "workflows", "model_sdxl_turbo_trailing.json"))
     model_sdxl_step_sweep().dump(os.path.join(ROOT, "workflows", "model_sdxl_step_sweep.json"))
     model_flux_cfgpp_sweep().dump(os.path.join(ROOT, "workflows", "model_flux_cfgpp_sweep.json"))
+    model_sd35_shift_sweep().dump(os.path.join(ROOT, "workflows", "model_sd35_shift_sweep.json"))
     model_controlnet_end_sweep().dump(os.path.join(ROOT, "workflows", "model_controlnet_end_sweep.json"))
     model_preview_vs_final_sweep().dump(os.path.join(ROOT, "workflows", "model_preview_vs_final_sweep.json"))
 
