@@ -172,13 +172,14 @@ def lab_cfg_vs_cfgpp():
     return g
 
 
-def real_model_front(g, ckpt, width, height, positive, negative="blurry, low quality, watermark", x=0, y=0):
+def real_model_front(g, ckpt, width, height, positive, negative="blurry, low quality, watermark", x=0, y=0,
+                     latent_class="EmptyLatentImage"):
     ckpt_node = g.add("CheckpointLoaderSimple", [ckpt], (x, y), size=(340, 100))
     pos = g.add("CLIPTextEncode", [positive], (x, y + 150), inputs=[("clip", "CLIP", (ckpt_node, 1))], size=(340, 130),
                 title="Positive prompt")
     neg = g.add("CLIPTextEncode", [negative], (x, y + 320), inputs=[("clip", "CLIP", (ckpt_node, 1))], size=(340, 110),
                 title="Negative prompt")
-    latent = g.add("EmptyLatentImage", [width, height, 1], (x, y + 470), size=(340, 110))
+    latent = g.add(latent_class, [width, height, 1], (x, y + 470), size=(340, 110))
     return ckpt_node, pos, neg, latent
 
 
@@ -331,13 +332,10 @@ def model_flux_cfgpp_sweep():
 def model_sd35_shift_sweep():
     """SD3.5 Medium: the model-sampling shift x steps (the sweep's shift axis)."""
     g = Graph()
-    ckpt = g.add("CheckpointLoaderSimple", ["sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors"], (0, 0),
-                 size=(340, 100))
-    pos = g.add("CLIPTextEncode", ["a lighthouse on a rocky coast at dusk, waves, warm window light, photo"],
-                (0, 150), inputs=[("clip", "CLIP", (ckpt, 1))], size=(340, 130), title="Positive prompt")
-    neg = g.add("CLIPTextEncode", ["blurry, low quality, watermark, text"], (0, 320),
-                inputs=[("clip", "CLIP", (ckpt, 1))], size=(340, 110), title="Negative prompt")
-    latent = g.add("EmptySD3LatentImage", [1024, 1024, 1], (0, 470), size=(340, 110))
+    ckpt, pos, neg, latent = real_model_front(
+        g, "sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors", 1024, 1024,
+        "a lighthouse on a rocky coast at dusk, waves, warm window light, photo",
+        "blurry, low quality, watermark, text", latent_class="EmptySD3LatentImage")
     recipe_sweep(g, ckpt, latent, (pos, 0), (neg, 0), (ckpt, 2), (400, 0), "SD3.5 sweep: steps x shift",
                  "sampler_lab/sd35_shift_sweep", steps=28, cfg=4.5, sampler="euler", scheduler="simple",
                  x_axis="steps", x_values="16,20,28,40", y_axis="shift", y_values="1.5, 3, 6",
