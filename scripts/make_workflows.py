@@ -248,17 +248,19 @@ OUTPUTS.update({
 
 def recipe_sweep(g, model, latent, pos, neg, vae, pos_xy, title, prefix, *, steps, cfg, sampler, scheduler,
                  x_axis, x_values, y_axis, y_values, reference_sampler, reference_steps, tolerance=0.02,
-                 cell_size=384, outputs_x=None, outputs_y=0):
+                 cell_size=384, outputs_x=None, outputs_y=0, model_low=None):
     """A Step Sweep wired to a real model, its VAE (image-space PSNR/SSIM), grid + chart SaveImage and the
-    recommended steps. Widget order = SamplerLabStepSweep.INPUT_TYPES (seed is followed by its control value)."""
+    recommended steps. Widget order = SamplerLabStepSweep.INPUT_TYPES (seed is followed by its control value).
+    model_low: (node, slot) of the low-noise model a boundary axis hands off to."""
     x, y = pos_xy
+    inputs = [("model", "MODEL", (model, 0)), ("latent_image", "LATENT", (latent, 0)),
+              ("positive", "CONDITIONING", pos), ("negative", "CONDITIONING", neg), ("vae", "VAE", vae)]
+    if model_low is not None:
+        inputs.append(("model_low", "MODEL", model_low))
     sweep = g.add("SamplerLabStepSweep",
                   [42, "fixed", steps, cfg, sampler, scheduler, 1.0, x_axis, x_values, y_axis, y_values, "none", "",
                    False, reference_sampler, reference_steps, tolerance, 64, cell_size, prefix],
-                  (x, y), size=(380, 640), title=title,
-                  inputs=[("model", "MODEL", (model, 0)), ("latent_image", "LATENT", (latent, 0)),
-                          ("positive", "CONDITIONING", pos), ("negative", "CONDITIONING", neg),
-                          ("vae", "VAE", vae)])
+                  (x, y), size=(380, 640), title=title, inputs=inputs)
     ox = x + 420 if outputs_x is None else outputs_x
     oy = y + outputs_y
     g.add("SaveImage", [prefix + "_grid"], (ox, oy), inputs=[("images", "IMAGE", (sweep, 0))], size=(520, 560),
@@ -352,6 +354,59 @@ def model_sd35_shift_sweep():
            "the winning shift ('..., at shift 3'): set it on a ModelSamplingSD3 node before your KSampler, with the "
            "recommended steps. 12 cells + 3 references take several minutes on a recent GPU; an interrupted sweep "
            "resumes where it stopped.", (0, 620), size=(380, 560))
+    return g
+
+
+# Wan 2.2 A14B text-to-video: two experts (Comfy-Org's repackaged fp8 files, as core's Wan 2.2 template)
+OUTPUTS.update({
+    "UNETLoader": [("MODEL", "MODEL")],
+    "CLIPLoader": [("CLIP", "CLIP")],
+    "VAELoader": [("VAE", "VAE")],
+    "ModelSamplingSD3": [("MODEL", "MODEL")],
+    "EmptyHunyuanLatentVideo": [("LATENT", "LATENT")],
+})
+
+
+def model_wan22_boundary_sweep():
+    """Wan 2.2 A14B T2V: where the high-noise expert hands off to the low-noise one (boundary) x steps."""
+    g = Graph()
+    experts = []
+    for i, (noise, name) in enumerate((("high", "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors"),
+                                       ("low", "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"))):
+        unet = g.add("UNETLoader", [name, "default"], (0, 260 * i), size=(340, 90),
+                     title=f"{noise.capitalize()}-noise expert")
+        experts.append(g.add("ModelSamplingSD3", [8.0], (0, 260 * i + 130), inputs=[("model", "MODEL", (unet, 0))],
+                             size=(340, 60), title=f"ModelSamplingSD3 (shift 8, {noise})"))
+    clip = g.add("CLIPLoader", ["umt5_xxl_fp8_e4m3fn_scaled.safetensors", "wan", "default"], (0, 520),
+                 size=(340, 110))
+    pos = g.add("CLIPTextEncode", ["a red fox trotting through fresh snow in a pine forest, soft morning light, "
+                                   "the camera follows it at ground level"],
+                (0, 670), inputs=[("clip", "CLIP", (clip, 0))], size=(340, 130), title="Positive prompt")
+    neg = g.add("CLIPTextEncode", ["blurry, low quality, static, watermark, text"], (0, 840),
+                inputs=[("clip", "CLIP", (clip, 0))], size=(340, 110), title="Negative prompt")
+    vae = g.add("VAELoader", ["wan_2.1_vae.safetensors"], (0, 990), size=(340, 60))
+    latent = g.add("EmptyHunyuanLatentVideo", [832, 480, 33, 1], (0, 1090), size=(340, 130))
+    recipe_sweep(g, experts[0], latent, (pos, 0), (neg, 0), (vae, 0), (400, 0), "Wan 2.2 sweep: steps x boundary",
+                 "sampler_lab/wan22_boundary_sweep", steps=20, cfg=3.5, sampler="euler", scheduler="simple",
+                 x_axis="steps", x_values="16,20,30", y_axis="boundary", y_values="0.8, 0.875, 0.95",
+                 reference_sampler="dpmpp_2m", reference_steps=40, tolerance=0.03, model_low=(experts[1], 0))
+    g.note("Sampler Lab - Wan 2.2 A14B text-to-video: where the experts hand off, how many steps\n\n"
+           "Needs models/diffusion_models/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors and "
+           "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors, models/text_encoders/"
+           "umt5_xxl_fp8_e4m3fn_scaled.safetensors and models/vae/wan_2.1_vae.safetensors (Comfy-Org's repackaged "
+           "Wan 2.2 files, as core's Wan 2.2 template uses). Both experts with ModelSamplingSD3 shift 8, cfg 3.5, "
+           "euler / simple. 832x480, 33 frames to keep the sweep affordable; the grid shows each cell's first "
+           "frame.\n\n"
+           "Columns: 16, 20, 30 steps. Rows: the boundary, the sigma where sampling hands off from the high-noise "
+           "expert (model) to the low-noise one (model_low): 0.875 is Wan 2.2's published T2V boundary, 0.8 and 0.95 "
+           "move it either way. Each cell is exactly the Two-Model Sampler's run at that boundary. Each boundary has "
+           "its own dpmpp_2m 40-step reference, so d says how far a cell is from what more steps would give at that "
+           "boundary - not which boundary looks best: judge that in the grid (motion and layout come from the "
+           "high-noise expert, detail from the low-noise one).\n\n"
+           "Cost: 198 steps in the cells and 120 in the references, each 2 model calls at cfg 3.5 (the counted "
+           "calls are under each cell); an interrupted sweep resumes where it stopped. The answer line names the "
+           "winning boundary ('..., at boundary 0.875'): use it in Split Sigmas at Boundary or the Two-Model "
+           "Sampler, with the recommended steps, at your full length (81 frames).", (0, 1270), size=(380, 600))
     return g
 
 
@@ -565,6 +620,7 @@ def main(pack_sampler="lab_dpmpp2m_unic", pack_scheduler="lab_ays_sd15"):
     model_sdxl_step_sweep().dump(os.path.join(ROOT, "workflows", "model_sdxl_step_sweep.json"))
     model_flux_cfgpp_sweep().dump(os.path.join(ROOT, "workflows", "model_flux_cfgpp_sweep.json"))
     model_sd35_shift_sweep().dump(os.path.join(ROOT, "workflows", "model_sd35_shift_sweep.json"))
+    model_wan22_boundary_sweep().dump(os.path.join(ROOT, "workflows", "model_wan22_boundary_sweep.json"))
     model_controlnet_end_sweep().dump(os.path.join(ROOT, "workflows", "model_controlnet_end_sweep.json"))
     model_preview_vs_final_sweep().dump(os.path.join(ROOT, "workflows", "model_preview_vs_final_sweep.json"))
 
