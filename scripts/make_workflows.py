@@ -235,8 +235,14 @@ def model_sdxl_turbo_trailing():
     return g
 
 
-# --- real-model sweep recipes (the seeds' decision table): SDXL, Flux dev, ControlNet, preview vs final ---
+# --- real-model sweep recipes (the seeds' decision table): SDXL, Flux dev, SD3.5, Wan 2.2, ControlNet, preview
+# vs final. Wan 2.2 A14B uses Comfy-Org's repackaged fp8 files, as core's Wan 2.2 template does.
 OUTPUTS.update({
+    "UNETLoader": [("MODEL", "MODEL")],
+    "CLIPLoader": [("CLIP", "CLIP")],
+    "VAELoader": [("VAE", "VAE")],
+    "ModelSamplingSD3": [("MODEL", "MODEL")],
+    "EmptyHunyuanLatentVideo": [("LATENT", "LATENT")],
     "FluxGuidance": [("CONDITIONING", "CONDITIONING")],
     "EmptySD3LatentImage": [("LATENT", "LATENT")],
     "LoadImage": [("IMAGE", "IMAGE"), ("MASK", "MASK")],
@@ -355,16 +361,6 @@ def model_sd35_shift_sweep():
            "recommended steps. 12 cells + 3 references take several minutes on a recent GPU; an interrupted sweep "
            "resumes where it stopped.", (0, 620), size=(380, 560))
     return g
-
-
-# Wan 2.2 A14B text-to-video: two experts (Comfy-Org's repackaged fp8 files, as core's Wan 2.2 template)
-OUTPUTS.update({
-    "UNETLoader": [("MODEL", "MODEL")],
-    "CLIPLoader": [("CLIP", "CLIP")],
-    "VAELoader": [("VAE", "VAE")],
-    "ModelSamplingSD3": [("MODEL", "MODEL")],
-    "EmptyHunyuanLatentVideo": [("LATENT", "LATENT")],
-})
 
 
 def model_wan22_boundary_sweep():
